@@ -1,0 +1,56 @@
+// The configuration file (/etc/zerobyte/zerobyte.yaml): daemon settings and declared resources.
+#pragma once
+
+#include "common/errors.h"
+#include "daemon/core/model.h"
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace zerobyte::config {
+
+// Empty strings mean "not set": the daemon then uses $STATE_DIRECTORY etc. or the defaults.
+struct DaemonSettings {
+  std::string stateDirectory;
+  std::string runtimeDirectory;
+  std::string cacheDirectory;
+  std::string socketPath;
+  std::string resticBinary;                  // absolute path; empty: "restic" on PATH
+  std::string adminGroup = "zerobyte-admins";  // members may change things (until polkit)
+  unsigned jobHistory = 1000;                // finished jobs kept
+  unsigned cancelGraceSeconds = 10;          // SIGTERM, then SIGKILL after this
+  std::string logLevel = "info";             // debug, info, notice, warning, error
+};
+
+struct Config {
+  std::string sourcePath;  // the file it was read from
+  DaemonSettings daemon;
+  std::vector<core::Volume> volumes;           // declared = true
+  std::vector<core::Repository> repositories;  // declared = true, passwordRef set
+};
+
+struct Diagnostic {
+  std::string file;
+  int line = 0;    // 1-based; 0 when the file as a whole is wrong
+  int column = 0;  // 1-based
+  std::string message;
+  // "file:line:column: message" (or "file: message" when line is 0)
+  std::string str() const;
+};
+
+// Every problem found in one pass, not just the first.
+class ConfigError : public Error {
+ public:
+  explicit ConfigError(std::vector<Diagnostic> diagnostics);
+  const std::vector<Diagnostic>& diagnostics() const noexcept { return m_diagnostics; }
+
+ private:
+  std::vector<Diagnostic> m_diagnostics;
+};
+
+// Throw ConfigError naming file, line and column and what was expected.
+Config loadFile(const std::string& path);
+Config loadString(std::string_view yaml, const std::string& fileName);
+
+}  // namespace zerobyte::config

@@ -1,0 +1,56 @@
+// String forms of job operations and states.
+#include "daemon/core/model.h"
+
+#include <array>
+#include <utility>
+
+namespace zerobyte::core {
+namespace {
+
+constexpr std::array<std::pair<JobOperation, std::string_view>, 6> kOperations{{
+    {JobOperation::Backup, "backup"},
+    {JobOperation::Restore, "restore"},
+    {JobOperation::Forget, "forget"},
+    {JobOperation::Init, "init"},
+    {JobOperation::Import, "import"},
+    {JobOperation::Unlock, "unlock"},
+}};
+
+constexpr std::array<std::pair<JobState, std::string_view>, 7> kStates{{
+    {JobState::Queued, "queued"},
+    {JobState::Running, "running"},
+    {JobState::Succeeded, "succeeded"},
+    {JobState::Warning, "warning"},
+    {JobState::Failed, "failed"},
+    {JobState::Cancelled, "cancelled"},
+    {JobState::Interrupted, "interrupted"},
+}};
+
+template <typename Table, typename E>
+std::string_view nameOf(const Table& table, E value) {
+  for (const auto& [v, name] : table)
+    if (v == value) return name;
+  return "unknown";
+}
+
+template <typename E, typename Table>
+std::optional<E> valueOf(const Table& table, std::string_view s) {
+  for (const auto& [v, name] : table)
+    if (name == s) return v;
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string_view toString(JobOperation op) { return nameOf(kOperations, op); }
+std::string_view toString(JobState state) { return nameOf(kStates, state); }
+std::optional<JobOperation> jobOperationFromString(std::string_view s) { return valueOf<JobOperation>(kOperations, s); }
+std::optional<JobState> jobStateFromString(std::string_view s) { return valueOf<JobState>(kStates, s); }
+
+bool isFinished(JobState state) { return state != JobState::Queued && state != JobState::Running; }
+
+bool needsExclusiveLock(JobOperation op) {
+  return op == JobOperation::Forget || op == JobOperation::Unlock;
+}
+
+}  // namespace zerobyte::core

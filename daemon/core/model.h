@@ -1,0 +1,133 @@
+// The domain records: volumes, repositories, jobs and snapshots as the daemon keeps them.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace zerobyte::core {
+
+// Seconds since the epoch, UTC.
+using Timestamp = int64_t;
+
+// A secret sealed by the vault (AES-256-GCM). Never leaves the daemon.
+struct SealedSecret {
+  uint32_t keyId = 0;
+  std::string nonce;       // 12 bytes
+  std::string ciphertext;  // ciphertext followed by the 16-byte tag
+  bool empty() const { return ciphertext.empty(); }
+};
+
+struct Volume {
+  std::string id;
+  std::string name;
+  std::string type = "directory";
+  std::string path;
+  bool declared = false;  // from the configuration file: read-only through the API
+  uint32_t ownerUid = 0;
+  Timestamp created = 0;
+};
+
+struct Repository {
+  std::string id;
+  std::string name;
+  std::string type = "local";
+  std::string path;
+  bool declared = false;
+  uint32_t ownerUid = 0;
+  Timestamp created = 0;
+  SealedSecret password;    // stored password, when passwordRef is empty
+  std::string passwordRef;  // file://, env://, credential:// (declared repositories)
+};
+
+enum class JobOperation { Backup, Restore, Forget, Init, Import, Unlock };
+enum class JobState { Queued, Running, Succeeded, Warning, Failed, Cancelled, Interrupted };
+
+std::string_view toString(JobOperation op);
+std::string_view toString(JobState state);
+std::optional<JobOperation> jobOperationFromString(std::string_view s);
+std::optional<JobState> jobStateFromString(std::string_view s);
+bool isFinished(JobState state);
+// Forget, unlock (and later check, prune) take the repository exclusively.
+bool needsExclusiveLock(JobOperation op);
+
+struct JobProgress {
+  double percent = 0;
+  uint64_t bytesDone = 0;
+  uint64_t bytesTotal = 0;
+  uint64_t filesDone = 0;
+  uint64_t filesTotal = 0;
+  double secondsElapsed = 0;
+  std::optional<uint64_t> secondsRemaining;
+  std::vector<std::string> currentFiles;
+};
+
+struct BackupSummary {
+  std::string snapshotId;
+  uint64_t filesNew = 0, filesChanged = 0, filesUnmodified = 0;
+  uint64_t dirsNew = 0, dirsChanged = 0, dirsUnmodified = 0;
+  uint64_t dataAdded = 0;
+  uint64_t totalFilesProcessed = 0, totalBytesProcessed = 0;
+  double totalDuration = 0;
+};
+
+struct Job {
+  uint64_t id = 0;
+  JobOperation operation = JobOperation::Backup;
+  JobState state = JobState::Queued;
+  std::string repositoryId;
+  std::string repositoryName;
+  std::string volumeId;    // backup
+  std::string volumeName;  // backup
+  std::string snapshot;    // restore, forget
+  std::string target;      // restore
+  std::vector<std::string> tags;
+  std::vector<std::string> excludes;
+  std::vector<std::string> includes;
+  uint32_t startedByUid = 0;
+  Timestamp created = 0;
+  Timestamp started = 0;   // 0: not started
+  Timestamp finished = 0;  // 0: not finished
+  JobProgress progress;
+  std::string message;
+  std::vector<std::string> warnings;  // unreadable paths (bounded)
+  std::optional<BackupSummary> summary;
+  std::vector<std::string> log;  // restic's messages (bounded)
+  int32_t childPid = 0;          // while running: restic's pid
+};
+
+struct Snapshot {
+  std::string id;
+  std::string shortId;
+  std::string time;  // RFC 3339 as restic prints it
+  std::string hostname;
+  std::string username;
+  std::vector<std::string> paths;
+  std::vector<std::string> tags;
+  std::string parent;
+  std::string tree;
+};
+
+// The cached snapshot list of one repository.
+struct SnapshotCache {
+  std::string repositoryId;
+  Timestamp refreshed = 0;
+  std::vector<Snapshot> snapshots;
+};
+
+struct Node {
+  std::string name;
+  std::string type;
+  std::string path;
+  std::optional<uint64_t> size;
+  uint32_t mode = 0;
+  std::string permissions;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  std::string mtime;
+  std::string linkTarget;
+};
+
+}  // namespace zerobyte::core

@@ -1,0 +1,71 @@
+// restic command lines, environment and output parsing (restic 0.14 and later); no process handling.
+#pragma once
+
+#include "common/errors.h"
+#include "daemon/core/model.h"
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace zerobyte::restic {
+
+struct Version {
+  int major = 0, minor = 0, patch = 0;
+  std::string text;  // "0.14.0"
+};
+// Parses `restic version` output: "restic 0.14.0 compiled with go1.19.8 on linux/amd64".
+std::optional<Version> parseVersion(std::string_view output);
+
+// How one restic child reaches its repository.
+struct RepositoryContext {
+  std::string binary;      // absolute path of restic
+  std::string repository;  // the restic repository string ("/srv/repo" for local)
+  std::string cacheDir;    // per-repository cache directory
+  int passwordFd = 3;      // the child reads the password from /dev/fd/<passwordFd>
+};
+
+// argv (argv[0] = binary) for each operation. Always --json where restic has it,
+// --cache-dir, and "--" before positional arguments that come from users.
+std::vector<std::string> initArgs(const RepositoryContext& ctx);
+std::vector<std::string> catConfigArgs(const RepositoryContext& ctx);
+std::vector<std::string> backupArgs(const RepositoryContext& ctx, const std::string& path,
+                                    const std::vector<std::string>& tags, const std::vector<std::string>& excludes);
+std::vector<std::string> restoreArgs(const RepositoryContext& ctx, const std::string& snapshot, const std::string& target,
+                                     const std::vector<std::string>& includes);
+std::vector<std::string> snapshotsArgs(const RepositoryContext& ctx);
+std::vector<std::string> lsArgs(const RepositoryContext& ctx, const std::string& snapshot, const std::string& path);
+std::vector<std::string> forgetArgs(const RepositoryContext& ctx, const std::string& snapshot);
+std::vector<std::string> unlockArgs(const RepositoryContext& ctx);
+std::vector<std::string> versionArgs(const std::string& binary);
+
+// The child's whole environment: PATH, HOME, LANG=C.UTF-8, TMPDIR,
+// RESTIC_PASSWORD_FILE=/dev/fd/<passwordFd>, RESTIC_PROGRESS_FPS (progress rate).
+// Nothing is inherited from the daemon.
+std::vector<std::string> environment(const RepositoryContext& ctx, const std::string& home, const std::string& tmpDir);
+
+// One stdout line of `backup --json`, or one stderr line (JSON error or text).
+struct BackupError {
+  std::string during;  // "scan", "archival", ...
+  std::string item;    // the path
+  std::string message;
+};
+using BackupEvent = std::variant<std::monostate, core::JobProgress, core::BackupSummary, BackupError>;
+// Unknown or non-JSON lines give std::monostate. Never throws.
+BackupEvent parseBackupLine(std::string_view line);
+
+// `snapshots --json` output (one JSON array). Throws Error(Failed) on malformed input.
+std::vector<core::Snapshot> parseSnapshots(std::string_view json);
+// One line of `ls --json`: the snapshot header, a node, or std::monostate (unknown). Never throws.
+std::variant<std::monostate, core::Snapshot, core::Node> parseLsLine(std::string_view line);
+
+// Turns a failed run (exit code, collected stderr) into an Error:
+// NoRepository ("Is there a repository at the following location?", 0.18 exit 10),
+// WrongPassword ("wrong password or no key found", 0.18 exit 12),
+// RepositoryLocked ("repository is already locked", 0.18 exit 11), else Failed.
+// The message names the repository and carries restic's own "Fatal: ..." text.
+Error classifyFailure(int exitCode, std::string_view stderrText, std::string_view repositoryName);
+
+}  // namespace zerobyte::restic
