@@ -1,0 +1,145 @@
+// The service layer both transports call: parse → validate → authorize → act → reply.
+#pragma once
+
+#include "daemon/api/authorizer.h"
+#include "daemon/api/request.h"
+#include "daemon/config/config.h"
+#include "daemon/core/model.h"
+#include "daemon/core/repository_locks.h"
+#include "daemon/loop/event_loop.h"
+#include "daemon/process/process_runner.h"
+#include "daemon/restic/restic.h"
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace zerobyte::store {
+class Store;
+}
+namespace zerobyte::secrets {
+class Vault;
+}
+
+namespace zerobyte::api {
+
+struct ServiceSettings {
+  std::string stateDirectory;
+  std::string cacheDirectory;
+  std::string resticBinary;
+  std::string resticVersion;
+  unsigned jobHistory = 1000;
+  unsigned cancelGraceSeconds = 10;
+};
+
+class Service {
+ public:
+  Service(loop::EventLoop& loop, process::ProcessRunner& runner, store::Store& store, secrets::Vault& vault,
+          Authorizer& authorizer, ServiceSettings settings);
+  ~Service();
+
+  // Declared resources from the configuration (at start and on reload).
+  void setDeclared(const config::Config& config);
+  void setSettings(unsigned jobHistory, unsigned cancelGraceSeconds);
+  // At start: jobs the last run left unfinished become "interrupted"; stale restic locks
+  // of the repositories they used are removed (restic unlock: stale locks only).
+  void recover();
+  // One entry point for every method of org.zerobyte.Daemon.
+  void dispatch(const std::string& method, const nlohmann::json& parameters, RequestPtr request);
+  // Cancels every job; `done` runs once no child is left.
+  void shutdown(std::function<void()> done);
+
+  size_t runningJobs() const;
+  size_t queuedJobs() const;
+  // Called whenever a job starts or ends (for sd_notify STATUS=).
+  std::function<void()> onJobsChanged;
+
+  struct MethodSpec;
+
+ private:
+  struct ActiveJob;
+  struct Task;
+  static const std::vector<MethodSpec>& methods();
+
+  // Resources
+  void getStatus(const nlohmann::json& p, const RequestPtr& r);
+  void createVolume(const nlohmann::json& p, const RequestPtr& r);
+  void listVolumes(const nlohmann::json& p, const RequestPtr& r);
+  void getVolume(const nlohmann::json& p, const RequestPtr& r);
+  void deleteVolume(const nlohmann::json& p, const RequestPtr& r);
+  void createRepository(const nlohmann::json& p, const RequestPtr& r);
+  void importRepository(const nlohmann::json& p, const RequestPtr& r);
+  void listRepositories(const nlohmann::json& p, const RequestPtr& r);
+  void getRepository(const nlohmann::json& p, const RequestPtr& r);
+  void deleteRepository(const nlohmann::json& p, const RequestPtr& r);
+  // Jobs
+  void startBackup(const nlohmann::json& p, const RequestPtr& r);
+  void startRestore(const nlohmann::json& p, const RequestPtr& r);
+  void forgetSnapshot(const nlohmann::json& p, const RequestPtr& r);
+  void listJobs(const nlohmann::json& p, const RequestPtr& r);
+  void getJob(const nlohmann::json& p, const RequestPtr& r);
+  void followJob(const nlohmann::json& p, const RequestPtr& r);
+  void getJobLog(const nlohmann::json& p, const RequestPtr& r);
+  void cancelJob(const nlohmann::json& p, const RequestPtr& r);
+  // Snapshots
+  void listSnapshots(const nlohmann::json& p, const RequestPtr& r);
+  void listFiles(const nlohmann::json& p, const RequestPtr& r);
+
+  // Lookups
+  std::vector<core::Volume> allVolumes() const;
+  std::vector<core::Repository> allRepositories() const;
+  std::optional<core::Volume> findVolume(const std::string& name) const;
+  std::optional<core::Repository> findRepository(const std::string& name) const;
+  core::Volume requireVolume(const std::string& name) const;
+  core::Repository requireRepository(const std::string& name) const;
+  std::optional<size_t> cachedSnapshotCount(const std::string& repositoryId) const;
+  std::optional<core::Job> findJob(uint64_t id) const;
+  bool repositoryHasActiveJobs(const std::string& repositoryId) const;
+
+  // restic children under the daemon's repository lock
+  core::RepositoryLocks::Ticket runTask(std::shared_ptr<Task> task);
+  restic::RepositoryContext contextFor(const core::Repository& repository) const;
+  std::vector<std::string> resticEnvironment(const restic::RepositoryContext& ctx) const;
+  std::string passwordOf(const core::Repository& repository) const;
+
+  // Jobs
+  uint64_t submitJob(core::Job job, const core::Repository& repository, std::optional<std::string> passwordOverride,
+                     std::function<void(ActiveJob&, bool success)> onFinished);
+  void onJobStdout(ActiveJob& job, std::string_view line);
+  void onJobStderr(ActiveJob& job, std::string_view line);
+  void finishJob(uint64_t id, const process::ProcessResult* result, std::optional<Error> failure);
+  void persist(const core::Job& job);
+  void pushProgress(ActiveJob& job, bool force);
+  void appendLog(core::Job& job, std::string_view line);
+
+  // Snapshot cache
+  void invalidateSnapshots(const std::string& repositoryId, bool refreshNow);
+  void refreshSnapshots(const core::Repository& repository,
+                        std::function<void(std::optional<Error>, const std::vector<core::Snapshot>&)> done);
+
+  loop::EventLoop& m_loop;
+  process::ProcessRunner& m_runner;
+  store::Store& m_store;
+  secrets::Vault& m_vault;
+  Authorizer& m_authorizer;
+  ServiceSettings m_settings;
+  core::Timestamp m_startTime;
+  std::vector<core::Volume> m_declaredVolumes;
+  std::vector<core::Repository> m_declaredRepositories;
+  core::RepositoryLocks m_locks;
+  std::map<uint64_t, std::unique_ptr<ActiveJob>> m_jobs;
+  std::set<std::string> m_pendingNames;  // repositories being created
+  std::map<std::string, std::vector<std::function<void(std::optional<Error>, const std::vector<core::Snapshot>&)>>>
+      m_snapshotRefreshes;
+  bool m_stopping = false;
+  std::function<void()> m_shutdownDone;
+  void checkShutdownDone();
+};
+
+}  // namespace zerobyte::api

@@ -1,0 +1,52 @@
+// Private pieces of the service layer shared by its translation units.
+#pragma once
+
+#include "daemon/api/service.h"
+#include "daemon/loop/event_loop.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace zerobyte::api {
+
+struct Service::ActiveJob {
+  core::Job job;
+  core::Repository repository;
+  core::RepositoryLocks::Ticket ticket = 0;
+  std::shared_ptr<process::Process> process;
+  std::vector<RequestPtr> followers;
+  uint64_t lastPushUsec = 0;
+  std::unique_ptr<loop::TimerSource> pushTimer;
+  std::string stderrTail;  // for classifying failures
+  std::string cancelReason;
+  std::optional<Error> error;  // why it failed, classified (set when it ends failed)
+  std::function<void(ActiveJob&, bool success)> onFinished;
+  std::shared_ptr<Task> task;
+};
+
+struct Service::Task {
+  core::Repository repository;
+  core::LockMode mode = core::LockMode::Shared;
+  std::function<std::vector<std::string>(const restic::RepositoryContext&)> args;
+  std::optional<std::string> passwordOverride;
+  std::function<void(std::string_view)> onStdout;
+  std::function<void(std::string_view)> onStderr;
+  std::function<void(std::shared_ptr<process::Process>)> onStarted;
+  // Exactly once: with the result, or with the error that kept the child from starting.
+  std::function<void(const process::ProcessResult*, std::optional<Error>)> onDone;
+  // Set when withdrawn before its child started (a granted start that is still posted checks it).
+  bool withdrawn = false;
+};
+
+// Parameter access after the dispatcher checked types (see MethodSpec).
+std::string stringParam(const nlohmann::json& p, const char* key);
+std::optional<std::string> optionalStringParam(const nlohmann::json& p, const char* key);
+std::vector<std::string> stringListParam(const nlohmann::json& p, const char* key);
+std::optional<int64_t> optionalIntParam(const nlohmann::json& p, const char* key);
+bool boolParam(const nlohmann::json& p, const char* key);
+
+// Random hex id for new resources.
+std::string newId();
+
+}  // namespace zerobyte::api

@@ -1,0 +1,527 @@
+// The service layer: jobs (backup, restore, forget, init, import, unlock), their restic children and followers.
+#include "daemon/api/json_mapping.h"
+#include "daemon/api/service.h"
+#include "daemon/api/service_internal.h"
+#include "daemon/core/validation.h"
+#include "daemon/log/log.h"
+#include "daemon/secrets/vault.h"
+#include "daemon/store/store.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+
+namespace zerobyte::api {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr size_t kMaxLogLines = 2000;
+constexpr size_t kMaxLogLineBytes = 4096;
+constexpr size_t kMaxWarnings = 1000;
+constexpr size_t kStderrTailBytes = 16 * 1024;
+constexpr uint64_t kPushIntervalUsec = 250000;  // at most four progress replies a second
+
+void ensureDirectory(const std::string& path) {
+  if (mkdir(path.c_str(), 0700) < 0 && errno != EEXIST)
+    throw Error(ErrorCode::Failed, "cannot create " + path + ": " + std::strerror(errno));
+}
+
+}  // namespace
+
+// ---- restic children under the repository lock ----
+
+restic::RepositoryContext Service::contextFor(const core::Repository& repository) const {
+  restic::RepositoryContext ctx;
+  ctx.binary = m_settings.resticBinary;
+  ctx.repository = repository.path;
+  ctx.cacheDir = m_settings.cacheDirectory + "/" + repository.id;
+  ctx.passwordFd = 3;
+  return ctx;
+}
+
+std::vector<std::string> Service::resticEnvironment(const restic::RepositoryContext& ctx) const {
+  return restic::environment(ctx, m_settings.cacheDirectory, m_settings.cacheDirectory + "/tmp");
+}
+
+std::string Service::passwordOf(const core::Repository& repository) const {
+  if (!repository.passwordRef.empty()) return secrets::resolveReference(repository.passwordRef).value();
+  if (repository.password.empty())
+    throw Error(ErrorCode::SecretUnavailable, "repository \"" + repository.name + "\" has no password set");
+  return m_vault.open(repository.password, "repositories/" + repository.id).value();
+}
+
+core::RepositoryLocks::Ticket Service::runTask(std::shared_ptr<Task> task) {
+  return m_locks.acquire(task->repository.id, task->mode, [this, task](core::RepositoryLocks::Ticket ticket) {
+    // Start on the next iteration: never inside acquire()/release() of the lock table.
+    m_loop.post([this, task, ticket] {
+      if (task->withdrawn) return;
+      std::shared_ptr<process::Process> child;
+      try {
+        if (m_stopping) throw Error(ErrorCode::Cancelled, "zerobyted is stopping");
+        auto ctx = contextFor(task->repository);
+        ensureDirectory(m_settings.cacheDirectory);
+        ensureDirectory(m_settings.cacheDirectory + "/tmp");
+        process::ProcessSpec spec;
+        spec.argv = task->args(ctx);
+        spec.env = resticEnvironment(ctx);
+        spec.secret = task->passwordOverride ? *task->passwordOverride : passwordOf(task->repository);
+        spec.secretFd = ctx.passwordFd;
+        spec.killGrace = std::chrono::seconds(m_settings.cancelGraceSeconds);
+        process::ProcessCallbacks callbacks;
+        callbacks.onStdoutLine = task->onStdout;
+        callbacks.onStderrLine = task->onStderr;
+        callbacks.onExit = [this, task, ticket](const process::ProcessResult& result) {
+          m_locks.release(ticket);
+          task->onDone(&result, std::nullopt);
+          checkShutdownDone();
+        };
+        child = m_runner.start(std::move(spec), std::move(callbacks));
+      } catch (const Error& e) {
+        m_locks.release(ticket);
+        task->onDone(nullptr, e);
+        checkShutdownDone();
+        return;
+      }
+      if (task->onStarted) task->onStarted(child);
+    });
+  });
+}
+
+// ---- jobs ----
+
+uint64_t Service::submitJob(core::Job job, const core::Repository& repository, std::optional<std::string> passwordOverride,
+                            std::function<void(ActiveJob&, bool)> onFinished) {
+  job.state = core::JobState::Queued;
+  job.created = now();
+  job.repositoryId = repository.id;
+  job.repositoryName = repository.name;
+  {
+    auto txn = m_store.begin();
+    job.id = txn.allocateJobId();
+    txn.put(job);
+    txn.commit();
+  }
+  uint64_t id = job.id;
+  auto active = std::make_unique<ActiveJob>();
+  active->job = std::move(job);
+  active->repository = repository;
+  active->onFinished = std::move(onFinished);
+
+  auto task = std::make_shared<Task>();
+  task->repository = repository;
+  task->mode = core::needsExclusiveLock(active->job.operation) ? core::LockMode::Exclusive : core::LockMode::Shared;
+  task->passwordOverride = std::move(passwordOverride);
+  const core::Job& j = active->job;
+  switch (j.operation) {
+    case core::JobOperation::Backup: {
+      auto volume = findVolume(j.volumeName);
+      std::string path = volume ? volume->path : std::string();
+      auto tags = j.tags, excludes = j.excludes;
+      task->args = [path, tags, excludes](const restic::RepositoryContext& ctx) { return restic::backupArgs(ctx, path, tags, excludes); };
+      break;
+    }
+    case core::JobOperation::Restore: {
+      auto snapshot = j.snapshot, target = j.target;
+      auto includes = j.includes;
+      task->args = [=](const restic::RepositoryContext& ctx) { return restic::restoreArgs(ctx, snapshot, target, includes); };
+      break;
+    }
+    case core::JobOperation::Forget: {
+      auto snapshot = j.snapshot;
+      task->args = [snapshot](const restic::RepositoryContext& ctx) { return restic::forgetArgs(ctx, snapshot); };
+      break;
+    }
+    case core::JobOperation::Init: task->args = [](const restic::RepositoryContext& ctx) { return restic::initArgs(ctx); }; break;
+    case core::JobOperation::Import: task->args = [](const restic::RepositoryContext& ctx) { return restic::catConfigArgs(ctx); }; break;
+    case core::JobOperation::Unlock: task->args = [](const restic::RepositoryContext& ctx) { return restic::unlockArgs(ctx); }; break;
+  }
+  task->onStdout = [this, id](std::string_view line) {
+    if (auto it = m_jobs.find(id); it != m_jobs.end()) onJobStdout(*it->second, line);
+  };
+  task->onStderr = [this, id](std::string_view line) {
+    if (auto it = m_jobs.find(id); it != m_jobs.end()) onJobStderr(*it->second, line);
+  };
+  task->onStarted = [this, id](std::shared_ptr<process::Process> child) {
+    auto it = m_jobs.find(id);
+    if (it == m_jobs.end()) return;
+    ActiveJob& a = *it->second;
+    a.process = std::move(child);
+    a.job.state = core::JobState::Running;
+    a.job.started = now();
+    a.job.childPid = a.process->pid();
+    persist(a.job);
+    log::info("job " + std::to_string(id) + " (" + std::string(core::toString(a.job.operation)) + ", repository \"" +
+              a.job.repositoryName + "\") started: restic pid " + std::to_string(a.job.childPid));
+    pushProgress(a, true);
+    if (onJobsChanged) onJobsChanged();
+  };
+  task->onDone = [this, id](const process::ProcessResult* result, std::optional<Error> failure) { finishJob(id, result, std::move(failure)); };
+  active->task = task;
+  m_jobs.emplace(id, std::move(active));
+  m_jobs[id]->ticket = runTask(task);
+  if (onJobsChanged) onJobsChanged();
+  return id;
+}
+
+void Service::appendLog(core::Job& job, std::string_view line) {
+  if (line.empty()) return;
+  std::string text = log::sanitize(line.substr(0, kMaxLogLineBytes));
+  if (job.log.size() >= kMaxLogLines) job.log.erase(job.log.begin(), job.log.begin() + static_cast<long>(kMaxLogLines / 10));
+  job.log.push_back(std::move(text));
+}
+
+void Service::onJobStdout(ActiveJob& a, std::string_view line) {
+  if (a.job.operation == core::JobOperation::Backup) {
+    auto event = restic::parseBackupLine(line);
+    if (auto* progress = std::get_if<core::JobProgress>(&event)) {
+      a.job.progress = std::move(*progress);
+      pushProgress(a, false);
+      return;
+    }
+    if (auto* summary = std::get_if<core::BackupSummary>(&event)) {
+      a.job.summary = *summary;
+      a.job.snapshot = summary->snapshotId;
+      a.job.progress.filesDone = a.job.progress.filesTotal = summary->totalFilesProcessed;
+      a.job.progress.bytesDone = a.job.progress.bytesTotal = summary->totalBytesProcessed;
+      a.job.progress.percent = 1.0;
+      return;
+    }
+  }
+  appendLog(a.job, line);
+}
+
+void Service::onJobStderr(ActiveJob& a, std::string_view line) {
+  a.stderrTail.append(line);
+  a.stderrTail.push_back('\n');
+  if (a.stderrTail.size() > kStderrTailBytes) a.stderrTail.erase(0, a.stderrTail.size() - kStderrTailBytes);
+  if (a.job.operation == core::JobOperation::Backup) {
+    auto event = restic::parseBackupLine(line);
+    if (auto* error = std::get_if<restic::BackupError>(&event)) {
+      if (a.job.warnings.size() < kMaxWarnings &&
+          std::find(a.job.warnings.begin(), a.job.warnings.end(), error->item) == a.job.warnings.end())
+        a.job.warnings.push_back(log::sanitize(error->item));
+      appendLog(a.job, "error: " + error->message);
+      return;
+    }
+  }
+  appendLog(a.job, line);
+}
+
+void Service::pushProgress(ActiveJob& a, bool force) {
+  a.followers.erase(std::remove_if(a.followers.begin(), a.followers.end(), [](const RequestPtr& f) { return !f->alive(); }),
+                    a.followers.end());
+  if (a.followers.empty()) return;
+  uint64_t nowUsec = loop::EventLoop::nowUsec();
+  if (!force && nowUsec - a.lastPushUsec < kPushIntervalUsec) {
+    if (!a.pushTimer) {
+      uint64_t id = a.job.id;
+      a.pushTimer = std::make_unique<loop::TimerSource>(
+          m_loop, std::chrono::microseconds(kPushIntervalUsec - (nowUsec - a.lastPushUsec)), [this, id] {
+            auto it = m_jobs.find(id);
+            if (it == m_jobs.end()) return;
+            auto timer = std::move(it->second->pushTimer);  // destroyed after this handler returns
+            m_loop.post([t = std::shared_ptr<loop::TimerSource>(std::move(timer))] {});
+            pushProgress(*it->second, true);
+          });
+    }
+    return;
+  }
+  a.lastPushUsec = nowUsec;
+  json reply = {{"job", toJson(a.job)}};
+  for (auto& f : a.followers) f->replyMore(reply);
+}
+
+void Service::persist(const core::Job& job) {
+  auto txn = m_store.begin();
+  txn.put(job);
+  txn.commit();
+}
+
+void Service::finishJob(uint64_t id, const process::ProcessResult* result, std::optional<Error> failure) {
+  auto it = m_jobs.find(id);
+  if (it == m_jobs.end()) return;
+  ActiveJob& a = *it->second;
+  core::Job& j = a.job;
+  j.finished = now();
+  j.progress.currentFiles.clear();
+  j.progress.secondsRemaining.reset();
+  if (failure) {
+    j.state = failure->code() == ErrorCode::Cancelled ? core::JobState::Cancelled : core::JobState::Failed;
+    j.message = failure->what();
+    a.error = failure;
+  } else if (!result) {
+    j.state = core::JobState::Cancelled;
+    j.message = a.cancelReason.empty() ? "cancelled before it started" : a.cancelReason + " before it started";
+  } else if (result->cancelled) {
+    j.state = core::JobState::Cancelled;
+    j.message = (a.cancelReason.empty() ? std::string("cancelled") : a.cancelReason) +
+                (result->timedOut ? " (timed out)" : "") + "; restic ended with " + result->describe();
+  } else if (result->success()) {
+    j.state = core::JobState::Succeeded;
+    switch (j.operation) {
+      case core::JobOperation::Backup:
+        j.progress.percent = 1.0;
+        j.message = j.summary ? "snapshot " + j.summary->snapshotId + " saved" : "backup done";
+        break;
+      case core::JobOperation::Restore: j.message = "snapshot " + j.snapshot + " restored to " + j.target; break;
+      case core::JobOperation::Forget: j.message = "snapshot " + j.snapshot + " forgotten (run prune to free its data)"; break;
+      case core::JobOperation::Init: j.message = "repository initialised at " + a.repository.path; break;
+      case core::JobOperation::Import: j.message = "repository at " + a.repository.path + " opened with the given password"; break;
+      case core::JobOperation::Unlock: j.message = "stale locks removed"; break;
+    }
+  } else if (j.operation == core::JobOperation::Backup && result->exitCode == 3) {
+    j.state = core::JobState::Warning;
+    j.progress.percent = 1.0;
+    j.message = (j.summary ? "snapshot " + j.summary->snapshotId + " saved, but " : std::string("backup done, but ")) +
+                std::to_string(j.warnings.size()) + " path(s) could not be read; see the warnings";
+  } else {
+    int code = result->signal ? 128 + result->signal : result->exitCode;
+    Error e = restic::classifyFailure(code, a.stderrTail, j.repositoryName);
+    if (e.code() == ErrorCode::Failed && a.stderrTail.find("no matching ID found") != std::string::npos)
+      e = Error(ErrorCode::NotFound, "no snapshot \"" + j.snapshot + "\" in repository \"" + j.repositoryName + "\"");
+    j.state = core::JobState::Failed;
+    j.message = e.what();
+    a.error = e;
+  }
+  bool success = j.state == core::JobState::Succeeded || j.state == core::JobState::Warning;
+  bool deferPersist = success && (j.operation == core::JobOperation::Init || j.operation == core::JobOperation::Import);
+  if (!deferPersist) persist(j);  // init/import write the job together with the new repository
+  log::info("job " + std::to_string(id) + " (" + std::string(core::toString(j.operation)) + ") ended " +
+            std::string(core::toString(j.state)) + ": " + j.message);
+  json final = {{"job", toJson(j)}};
+  for (auto& f : a.followers)
+    if (f->alive()) f->reply(final);
+  a.followers.clear();
+  std::unique_ptr<ActiveJob> done = std::move(it->second);
+  m_jobs.erase(it);
+  if (success && (j.operation == core::JobOperation::Backup || j.operation == core::JobOperation::Forget))
+    invalidateSnapshots(j.repositoryId, !m_stopping);
+  if (done->onFinished) done->onFinished(*done, success);
+  m_store.trimJobs(m_settings.jobHistory);
+  if (onJobsChanged) onJobsChanged();
+  checkShutdownDone();
+}
+
+std::optional<core::Job> Service::findJob(uint64_t id) const {
+  if (auto it = m_jobs.find(id); it != m_jobs.end()) return it->second->job;
+  return m_store.job(id);
+}
+
+size_t Service::runningJobs() const {
+  return static_cast<size_t>(std::count_if(m_jobs.begin(), m_jobs.end(), [](const auto& j) { return j.second->job.state == core::JobState::Running; }));
+}
+
+size_t Service::queuedJobs() const {
+  return static_cast<size_t>(std::count_if(m_jobs.begin(), m_jobs.end(), [](const auto& j) { return j.second->job.state == core::JobState::Queued; }));
+}
+
+// ---- job methods ----
+
+void Service::startBackup(const json& p, const RequestPtr& r) {
+  auto volume = requireVolume(stringParam(p, "volume"));
+  auto repo = requireRepository(stringParam(p, "repository"));
+  auto tags = stringListParam(p, "tags");
+  auto excludes = stringListParam(p, "excludes");
+  for (const auto& t : tags) core::validateTag(t);
+  for (const auto& e : excludes) core::validateExcludePattern(e);
+  struct stat st {};
+  if (stat(volume.path.c_str(), &st) < 0 || !S_ISDIR(st.st_mode))
+    throw Error(ErrorCode::Failed, "volume \"" + volume.name + "\": " + volume.path + " is not an accessible directory");
+  core::Job job;
+  job.operation = core::JobOperation::Backup;
+  job.volumeId = volume.id;
+  job.volumeName = volume.name;
+  job.tags = tags;
+  job.excludes = excludes;
+  job.startedByUid = r->caller().uid;
+  uint64_t id = submitJob(std::move(job), repo, std::nullopt, nullptr);
+  r->reply({{"job", toJson(*findJob(id))}});
+}
+
+void Service::startRestore(const json& p, const RequestPtr& r) {
+  auto repo = requireRepository(stringParam(p, "repository"));
+  std::string snapshot = stringParam(p, "snapshot"), target = stringParam(p, "target");
+  core::validateSnapshotId(snapshot);
+  core::validateAbsolutePath(target, "restore target");
+  auto includes = stringListParam(p, "includes");
+  for (const auto& i : includes) core::validateSnapshotPath(i, "include path");
+  struct stat st {};
+  if (lstat(target.c_str(), &st) == 0 && !S_ISDIR(st.st_mode))
+    throw Error(ErrorCode::InvalidArgument, "restore target " + target + " exists and is not a directory", {{"parameter", "target"}});
+  core::Job job;
+  job.operation = core::JobOperation::Restore;
+  job.snapshot = snapshot;
+  job.target = target;
+  job.includes = includes;
+  job.startedByUid = r->caller().uid;
+  uint64_t id = submitJob(std::move(job), repo, std::nullopt, nullptr);
+  r->reply({{"job", toJson(*findJob(id))}});
+}
+
+void Service::forgetSnapshot(const json& p, const RequestPtr& r) {
+  auto repo = requireRepository(stringParam(p, "repository"));
+  std::string snapshot = stringParam(p, "snapshot");
+  core::validateSnapshotId(snapshot);
+  if (snapshot == "latest")
+    throw Error(ErrorCode::InvalidArgument, "name the snapshot to forget by its id, not \"latest\"", {{"parameter", "snapshot"}});
+  core::Job job;
+  job.operation = core::JobOperation::Forget;
+  job.snapshot = snapshot;
+  job.startedByUid = r->caller().uid;
+  uint64_t id = submitJob(std::move(job), repo, std::nullopt, nullptr);
+  r->reply({{"job", toJson(*findJob(id))}});
+}
+
+void Service::listJobs(const json& p, const RequestPtr& r) {
+  int64_t limit = optionalIntParam(p, "limit").value_or(100);
+  if (limit < 1 || limit > 100000)
+    throw Error(ErrorCode::InvalidArgument, "limit must be from 1 to 100000", {{"parameter", "limit"}});
+  std::optional<core::JobState> state;
+  if (auto s = optionalStringParam(p, "state")) {
+    state = core::jobStateFromString(*s);
+    if (!state)
+      throw Error(ErrorCode::InvalidArgument,
+                  "unknown job state \"" + log::sanitize(*s) + "\"; use queued, running, succeeded, warning, failed, cancelled or interrupted",
+                  {{"parameter", "state"}});
+  }
+  std::map<uint64_t, core::Job, std::greater<>> jobs;
+  for (auto& j : m_store.jobs()) jobs[j.id] = std::move(j);
+  for (const auto& [id, a] : m_jobs) jobs[id] = a->job;
+  json list = json::array();
+  for (const auto& [id, j] : jobs) {
+    if (state && j.state != *state) continue;
+    list.push_back(toJson(j));
+    if (static_cast<int64_t>(list.size()) >= limit) break;
+  }
+  r->reply({{"jobs", list}});
+}
+
+namespace {
+uint64_t jobIdParam(const json& p) {
+  int64_t id = p.at("id").get<int64_t>();
+  if (id < 1) throw Error(ErrorCode::InvalidArgument, "job ids are positive integers", {{"parameter", "id"}});
+  return static_cast<uint64_t>(id);
+}
+Error jobNotFound(uint64_t id) { return Error(ErrorCode::NotFound, "no job " + std::to_string(id) + "; see 'zerobytectl job list'"); }
+}  // namespace
+
+void Service::getJob(const json& p, const RequestPtr& r) {
+  uint64_t id = jobIdParam(p);
+  auto job = findJob(id);
+  if (!job) throw jobNotFound(id);
+  r->reply({{"job", toJson(*job)}});
+}
+
+void Service::followJob(const json& p, const RequestPtr& r) {
+  uint64_t id = jobIdParam(p);
+  auto it = m_jobs.find(id);
+  if (it == m_jobs.end()) {
+    auto job = m_store.job(id);
+    if (!job) throw jobNotFound(id);
+    r->reply({{"job", toJson(*job)}});
+    return;
+  }
+  ActiveJob& a = *it->second;
+  r->replyMore({{"job", toJson(a.job)}});
+  a.followers.push_back(r);
+  a.lastPushUsec = loop::EventLoop::nowUsec();
+  r->onGone([this, id, raw = r.get()] {
+    auto found = m_jobs.find(id);
+    if (found == m_jobs.end()) return;
+    auto& followers = found->second->followers;
+    followers.erase(std::remove_if(followers.begin(), followers.end(), [raw](const RequestPtr& f) { return f.get() == raw; }), followers.end());
+  });
+}
+
+void Service::getJobLog(const json& p, const RequestPtr& r) {
+  uint64_t id = jobIdParam(p);
+  auto job = findJob(id);
+  if (!job) throw jobNotFound(id);
+  r->reply({{"lines", job->log}});
+}
+
+void Service::cancelJob(const json& p, const RequestPtr& r) {
+  uint64_t id = jobIdParam(p);
+  auto it = m_jobs.find(id);
+  if (it == m_jobs.end()) {
+    auto job = m_store.job(id);
+    if (!job) throw jobNotFound(id);
+    throw Error(ErrorCode::Conflict, "job " + std::to_string(id) + " has already ended (" + std::string(core::toString(job->state)) + ")");
+  }
+  ActiveJob& a = *it->second;
+  a.cancelReason = "cancelled by uid " + std::to_string(r->caller().uid);
+  log::info("job " + std::to_string(id) + " " + a.cancelReason);
+  if (!a.process) {
+    a.task->withdrawn = true;
+    m_locks.release(a.ticket);
+    json reply;
+    finishJob(id, nullptr, std::nullopt);
+    r->reply({{"job", toJson(*findJob(id))}});
+    return;
+  }
+  a.process->cancel();
+  core::Job snapshot = a.job;
+  snapshot.message = "cancelling";
+  r->reply({{"job", toJson(snapshot)}});
+}
+
+// ---- start and stop ----
+
+void Service::recover() {
+  std::map<std::string, core::Repository> toUnlock;
+  for (auto& job : m_store.jobs()) {
+    if (core::isFinished(job.state)) continue;
+    bool wasRunning = job.state == core::JobState::Running;
+    std::string was(core::toString(job.state));
+    job.state = core::JobState::Interrupted;
+    job.finished = now();
+    job.message = "interrupted: zerobyted stopped while the job was " + was +
+                  (job.childPid ? " (restic pid " + std::to_string(job.childPid) + ")" : std::string());
+    persist(job);
+    log::warning("job " + std::to_string(job.id) + " was " + was + " when zerobyted stopped; marked interrupted");
+    if (!wasRunning) continue;
+    for (const auto& repo : allRepositories())
+      if (repo.id == job.repositoryId) toUnlock[repo.id] = repo;
+  }
+  for (const auto& [id, repo] : toUnlock) {
+    log::notice("removing stale restic locks of repository \"" + repo.name + "\" left by an interrupted job");
+    core::Job job;
+    job.operation = core::JobOperation::Unlock;
+    job.startedByUid = 0;
+    submitJob(std::move(job), repo, std::nullopt, nullptr);
+  }
+}
+
+void Service::shutdown(std::function<void()> done) {
+  m_stopping = true;
+  m_shutdownDone = std::move(done);
+  std::vector<uint64_t> ids;
+  for (const auto& [id, a] : m_jobs) ids.push_back(id);
+  for (uint64_t id : ids) {
+    auto it = m_jobs.find(id);
+    if (it == m_jobs.end()) continue;
+    ActiveJob& a = *it->second;
+    a.cancelReason = "cancelled: zerobyted is stopping";
+    if (a.process) {
+      a.process->cancel();
+    } else {
+      a.task->withdrawn = true;
+      m_locks.release(a.ticket);
+      finishJob(id, nullptr, std::nullopt);
+    }
+  }
+  m_runner.cancelAll();
+  checkShutdownDone();
+}
+
+void Service::checkShutdownDone() {
+  if (!m_stopping || !m_shutdownDone) return;
+  if (m_runner.running() > 0 || !m_jobs.empty()) return;
+  auto done = std::move(m_shutdownDone);
+  m_shutdownDone = nullptr;
+  m_loop.post(std::move(done));
+}
+
+}  // namespace zerobyte::api

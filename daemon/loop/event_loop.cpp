@@ -1,0 +1,110 @@
+// sd-event source wrappers.
+#include "daemon/loop/event_loop.h"
+
+#include "common/errors.h"
+
+#include <sys/signalfd.h>
+
+#include <cstring>
+#include <string>
+#include <time.h>
+
+namespace zerobyte::loop {
+namespace {
+
+void check(int r, const char* what) {
+  if (r < 0) throw Error(ErrorCode::Internal, std::string(what) + ": " + std::strerror(-r));
+}
+
+}  // namespace
+
+EventLoop::EventLoop() { check(sd_event_new(&m_event), "cannot create the event loop"); }
+
+EventLoop::~EventLoop() { sd_event_unref(m_event); }
+
+int EventLoop::run() { return sd_event_loop(m_event); }
+
+void EventLoop::exit(int code) { sd_event_exit(m_event, code); }
+
+uint64_t EventLoop::nowUsec() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000ULL + static_cast<uint64_t>(ts.tv_nsec) / 1000ULL;
+}
+
+void EventLoop::post(std::function<void()> fn) {
+  auto holder = std::make_unique<std::function<void()>>(std::move(fn));
+  sd_event_source* source = nullptr;
+  check(sd_event_add_defer(
+            m_event, &source,
+            [](sd_event_source* s, void* userdata) -> int {
+              auto* f = static_cast<std::function<void()>*>(userdata);
+              (*f)();
+              sd_event_source_disable_unref(s);  // frees the holder through the destroy callback
+              return 0;
+            },
+            holder.get()),
+        "cannot post to the event loop");
+  sd_event_source_set_destroy_callback(source, [](void* userdata) { delete static_cast<std::function<void()>*>(userdata); });
+  holder.release();  // owned by the source now (destroy callback)
+}
+
+Source::~Source() {
+  if (m_source) sd_event_source_disable_unref(m_source);
+}
+
+IoSource::IoSource(EventLoop& loop, int fd, uint32_t events, std::function<void(uint32_t)> handler) : m_handler(std::move(handler)) {
+  check(sd_event_add_io(loop.get(), &m_source, fd, events, &IoSource::dispatch, this), "cannot watch a file descriptor");
+}
+
+void IoSource::setEvents(uint32_t events) { sd_event_source_set_io_events(m_source, events); }
+
+int IoSource::dispatch(sd_event_source*, int, uint32_t revents, void* userdata) {
+  // A copy: the handler may destroy this source.
+  auto handler = static_cast<IoSource*>(userdata)->m_handler;
+  handler(revents);
+  return 0;
+}
+
+TimerSource::TimerSource(EventLoop& loop, std::chrono::microseconds delay, std::function<void()> handler)
+    : m_handler(std::move(handler)) {
+  check(sd_event_add_time_relative(loop.get(), &m_source, CLOCK_MONOTONIC, static_cast<uint64_t>(delay.count()), 1000,
+                                   &TimerSource::dispatch, this),
+        "cannot add a timer");
+}
+
+int TimerSource::dispatch(sd_event_source*, uint64_t, void* userdata) {
+  auto handler = static_cast<TimerSource*>(userdata)->m_handler;
+  handler();
+  return 0;
+}
+
+ChildSource::ChildSource(EventLoop& loop, pid_t pid, std::function<void(const siginfo_t&)> handler) : m_handler(std::move(handler)) {
+  check(sd_event_add_child(loop.get(), &m_source, pid, WEXITED, &ChildSource::dispatch, this), "cannot watch a child process");
+}
+
+int ChildSource::dispatch(sd_event_source*, const siginfo_t* info, void* userdata) {
+  auto handler = static_cast<ChildSource*>(userdata)->m_handler;
+  handler(*info);
+  return 0;
+}
+
+SignalSource::SignalSource(EventLoop& loop, int signal, std::function<void()> handler) : m_handler(std::move(handler)) {
+  check(sd_event_add_signal(loop.get(), &m_source, signal, &SignalSource::dispatch, this), "cannot watch a signal");
+}
+
+int SignalSource::dispatch(sd_event_source*, const struct signalfd_siginfo*, void* userdata) {
+  auto handler = static_cast<SignalSource*>(userdata)->m_handler;
+  handler();
+  return 0;
+}
+
+void blockSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) sigaddset(&set, s);
+  sigprocmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+}  // namespace zerobyte::loop

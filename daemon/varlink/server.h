@@ -1,0 +1,56 @@
+// The Varlink server on the daemon's Unix socket: framing, ordering, limits, org.varlink.service.
+#pragma once
+
+#include "common/varlink_wire.h"
+#include "daemon/api/request.h"
+#include "daemon/loop/event_loop.h"
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace zerobyte::varlink {
+
+// Called for every method of org.zerobyte.Daemon: method is the short name ("GetStatus").
+using Dispatcher = std::function<void(const std::string& method, const nlohmann::json& parameters, api::RequestPtr request)>;
+
+class Connection;
+
+class Server {
+ public:
+  struct Limits {
+    size_t maxMessageSize;
+    size_t maxPendingCalls = 64;                   // pipelined calls queued on one connection
+    size_t maxOutputBuffer = 64 * 1024 * 1024;     // a reader slower than this is dropped
+    size_t maxConnections = 512;
+  };
+
+  // Takes ownership of a listening socket (bound and listening, from systemd or createSocket()).
+  Server(loop::EventLoop& loop, int listenFd, Dispatcher dispatcher, Limits limits);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Stops accepting; connections stay until their calls finish.
+  void stopListening();
+  size_t connections() const noexcept { return m_connections.size(); }
+
+  // Creates, binds and listens on a Unix socket path with the given mode (removing a stale socket).
+  static int createSocket(const std::string& path, mode_t mode);
+
+ private:
+  friend class Connection;
+  void onAccept();
+  void remove(Connection* connection);
+
+  loop::EventLoop& m_loop;
+  int m_listenFd;
+  Dispatcher m_dispatcher;
+  Limits m_limits;
+  std::unique_ptr<loop::IoSource> m_listenSource;
+  std::map<Connection*, std::shared_ptr<Connection>> m_connections;
+};
+
+}  // namespace zerobyte::varlink
