@@ -1,9 +1,15 @@
 // Validation of names, paths, tags and patterns that come from requests and the config file.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 namespace zerobyte::core {
+
+// `value` in double quotes for an error message: control characters, '"', '\\' and bytes
+// that are not UTF-8 are escaped (so a value cannot forge log lines), and long values are
+// shortened. Shared by every message that repeats what the caller sent.
+std::string quoteValue(std::string_view value);
 
 // Resource names: [a-z0-9][a-z0-9_-]{0,62}. `what` names the field in the message
 // ("volume name"). Throws Error(InvalidArgument) saying what is wrong and how to fix it.

@@ -1,0 +1,558 @@
+// Loading /etc/zerobyte/zerobyte.yaml: yaml-cpp nodes checked against the schema, every problem with its position.
+#include "daemon/config/config.h"
+
+#include "daemon/core/validation.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <functional>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <system_error>
+#include <vector>
+
+namespace zerobyte::config {
+namespace {
+
+// One key a map may hold; `expected` finishes "expected ..." in messages.
+struct KeySpec {
+  std::string_view name;
+  std::string_view expected;
+  bool required = false;
+};
+
+constexpr KeySpec kTopLevelKeys[] = {
+    {"daemon", "a map of daemon settings"},
+    {"volumes", "a list of volumes"},
+    {"repositories", "a list of repositories"},
+};
+
+constexpr KeySpec kDaemonKeys[] = {
+    {"state_directory", "an absolute path"},
+    {"runtime_directory", "an absolute path"},
+    {"cache_directory", "an absolute path"},
+    {"socket", "an absolute path"},
+    {"restic", "the absolute path of the restic binary"},
+    {"admin_group", "a Unix group name"},
+    {"job_history", "an integer from 1 to 100000"},
+    {"cancel_grace_seconds", "an integer from 1 to 3600"},
+    {"log_level", "one of debug, info, notice, warning, error"},
+};
+
+constexpr KeySpec kVolumeKeys[] = {
+    {"name", "a volume name", true},
+    {"type", "a volume type (directory)"},
+    {"path", "the absolute path of the directory to back up", true},
+};
+
+constexpr KeySpec kRepositoryKeys[] = {
+    {"name", "a repository name", true},
+    {"type", "a repository type (local)"},
+    {"path", "the absolute path of the restic repository", true},
+    {"password", "a password reference (file:///path, env://NAME or credential://NAME)", true},
+};
+
+constexpr std::string_view kLogLevels[] = {"debug", "info", "notice", "warning", "error"};
+constexpr size_t kMaxGroupNameLength = 32;
+constexpr size_t kMaxCredentialNameLength = 255;
+constexpr std::string_view kDeclaredIdPrefix = "cfg-";
+
+std::string lowercase(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+size_t editDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// The candidate a misspelt `word` most likely meant, if any is close enough.
+template <typename Range, typename Project>
+std::optional<std::string_view> closest(std::string_view word, const Range& candidates, Project project) {
+  std::string lowered = lowercase(word);
+  std::optional<std::string_view> best;
+  size_t bestDistance = 0;
+  for (const auto& candidate : candidates) {
+    std::string_view name = project(candidate);
+    size_t distance = editDistance(lowered, name);
+    size_t limit = std::min<size_t>(2, std::max<size_t>(1, name.size() / 3));
+    // An abbreviation ("warn", "state") is as likely a slip as a typo.
+    if (lowered.size() >= 3 && name.starts_with(lowered)) distance = std::min<size_t>(distance, 1);
+    if (distance <= limit && (!best || distance < bestDistance)) {
+      best = name;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+std::string describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      return "nothing";
+    case YAML::NodeType::Scalar:
+      return core::quoteValue(node.Scalar());
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a map";
+  }
+  return "something else";
+}
+
+bool isGroupName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxGroupNameLength) return false;
+  if (name.back() == '$') name.remove_suffix(1);
+  if (name.empty()) return false;
+  auto lowerOrUnderscore = [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; };
+  if (!lowerOrUnderscore(name.front())) return false;
+  return std::all_of(name.begin(), name.end(),
+                     [&](char c) { return lowerOrUnderscore(c) || (c >= '0' && c <= '9') || c == '-'; });
+}
+
+bool isEnvironmentName(std::string_view name) {
+  auto letterOrUnderscore = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; };
+  if (name.empty() || !letterOrUnderscore(name.front())) return false;
+  return std::all_of(name.begin(), name.end(), [&](char c) { return letterOrUnderscore(c) || (c >= '0' && c <= '9'); });
+}
+
+// Why `ref` is not a secret reference, or nothing when it is one. The secrets library
+// resolves references; this only checks their form, so the config library does not need it.
+// A value without a known scheme is probably the password itself and is never repeated.
+std::optional<std::string> passwordReferenceProblem(std::string_view ref) {
+  constexpr std::string_view kFile = "file://";
+  constexpr std::string_view kEnv = "env://";
+  constexpr std::string_view kCredential = "credential://";
+  if (ref.starts_with(kFile)) {
+    if (ref == "file:///")
+      return std::string("the reference \"file:///\" names the root directory; write file:// followed by the path of "
+                         "the password file, e.g. file:///etc/zerobyte/local.pass");
+    try {
+      core::validateAbsolutePath(ref.substr(kFile.size()), "the path in file://");
+    } catch (const Error& e) {
+      return std::string(e.what()) + "; write file:// followed by an absolute path, e.g. file:///etc/zerobyte/local.pass";
+    }
+    return std::nullopt;
+  }
+  if (ref.starts_with(kEnv)) {
+    if (isEnvironmentName(ref.substr(kEnv.size()))) return std::nullopt;
+    return "the reference " + core::quoteValue(ref) +
+           " is not valid: write env:// followed by an environment variable name ([A-Za-z_][A-Za-z0-9_]*)";
+  }
+  if (ref.starts_with(kCredential)) {
+    std::string_view name = ref.substr(kCredential.size());
+    bool control = std::any_of(name.begin(), name.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+    if (!name.empty() && name != "." && name != ".." && name.size() <= kMaxCredentialNameLength && !control &&
+        name.find('/') == std::string_view::npos)
+      return std::nullopt;
+    return "the reference " + core::quoteValue(ref) +
+           " is not valid: write credential:// followed by the name of a systemd credential (no '/')";
+  }
+  return std::string(
+      "expected a reference to the password (file:///absolute/path, env://NAME or credential://NAME), "
+      "not the password itself; put the password in a file only root can read and write file:// and its path");
+}
+
+// One key and its value in a map being read, with the dotted name messages use ("daemon.socket").
+struct Entry {
+  const KeySpec& spec;
+  YAML::Node key;  // copies: yaml-cpp's iterators hand out temporaries, and Nodes are cheap handles
+  YAML::Node value;
+  std::string field;
+
+  std::string_view name() const { return spec.name; }
+  // yaml-cpp places an empty value ("key:") at the next token, often on a later line; the
+  // key is where the reader should look.
+  YAML::Mark mark() const { return value.IsNull() ? key.Mark() : value.Mark(); }
+};
+
+class Loader {
+ public:
+  explicit Loader(const std::string& fileName) : m_fileName(fileName) {}
+
+  Config load(std::string_view yaml) {
+    Config config;
+    config.sourcePath = m_fileName;
+    std::vector<YAML::Node> documents;
+    try {
+      documents = YAML::LoadAll(std::string(yaml));
+    } catch (const YAML::Exception& e) {
+      report(e.mark, "YAML syntax error: " + e.msg);
+      finish();
+    }
+    if (documents.size() > 1)
+      report(documents[1].Mark(),
+             "the file holds more than one YAML document (a second '---'); put all settings in one document");
+    if (!documents.empty()) readTopLevel(documents[0], config);
+    finish();
+    return config;
+  }
+
+ private:
+  using EntryHandler = std::function<void(const Entry&)>;
+  using FirstLines = std::map<std::string, int, std::less<>>;
+
+  void report(const YAML::Mark& mark, std::string message) {
+    Diagnostic d;
+    d.file = m_fileName;
+    if (!mark.is_null() && mark.line >= 0) {
+      d.line = mark.line + 1;
+      d.column = mark.column + 1;
+    }
+    d.message = std::move(message);
+    m_diagnostics.push_back(std::move(d));
+  }
+
+  void finish() {
+    if (m_diagnostics.empty()) return;
+    std::stable_sort(m_diagnostics.begin(), m_diagnostics.end(), [](const Diagnostic& a, const Diagnostic& b) {
+      return std::pair(a.line, a.column) < std::pair(b.line, b.column);
+    });
+    throw ConfigError(std::move(m_diagnostics));
+  }
+
+  static std::string where(const std::string& context) {
+    return context.empty() ? std::string("at the top level") : "in \"" + context + "\"";
+  }
+
+  // Calls `handle` once for each known key; reports keys that are not scalars, unknown keys,
+  // repeated keys and missing required keys. `context` is "" at the top level, else "daemon",
+  // "volumes[0]", ...
+  void forEachEntry(const YAML::Node& map, const std::string& context, std::span<const KeySpec> keys,
+                    const EntryHandler& handle) {
+    FirstLines seenAtLine;
+    for (const auto& pair : map) {
+      const YAML::Node key = pair.first;
+      if (!key.IsScalar()) {
+        report(key.Mark(), "expected a key name " + where(context) + ", got " + describe(key));
+        continue;
+      }
+      const std::string& name = key.Scalar();
+      auto spec = std::find_if(keys.begin(), keys.end(), [&](const KeySpec& k) { return k.name == name; });
+      if (spec == keys.end()) {
+        reportUnknownKey(key, context, keys);
+        continue;
+      }
+      auto [seen, first] = seenAtLine.emplace(name, key.Mark().line + 1);
+      if (!first) {
+        report(key.Mark(), "the key " + core::quoteValue(name) + " appears twice " + where(context) +
+                               " (first at line " + std::to_string(seen->second) + "); keep one of them");
+        continue;
+      }
+      handle(Entry{*spec, key, pair.second, context.empty() ? name : context + "." + name});
+    }
+    for (const KeySpec& k : keys)
+      if (k.required && !seenAtLine.contains(k.name))
+        report(map.Mark(), context + ": the key \"" + std::string(k.name) + "\" is missing; expected " +
+                               std::string(k.expected));
+  }
+
+  void reportUnknownKey(const YAML::Node& key, const std::string& context, std::span<const KeySpec> keys) {
+    std::string message =
+        "unknown key " + core::quoteValue(key.Scalar()) + " " + where(context) + "; expected one of: ";
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (i > 0) message += ", ";
+      message += keys[i].name;
+    }
+    if (auto guess = closest(key.Scalar(), keys, [](const KeySpec& k) { return k.name; }))
+      message += "; did you mean \"" + std::string(*guess) + "\"?";
+    report(key.Mark(), std::move(message));
+  }
+
+  void reportExpected(const Entry& entry, std::string_view expected) {
+    std::string message = entry.field + ": expected " + std::string(expected) + ", got " + describe(entry.value);
+    if (entry.value.IsNull()) message += "; give a value or remove the key";
+    report(entry.mark(), std::move(message));
+  }
+
+  // The scalar text of the value, or nothing after reporting that it is not a single value.
+  std::optional<std::string> scalar(const Entry& entry) {
+    if (entry.value.IsScalar()) return entry.value.Scalar();
+    reportExpected(entry, entry.spec.expected);
+    return std::nullopt;
+  }
+
+  // The scalar text of the value if `validate` accepts it; its Error message is reported otherwise.
+  template <typename Validate>
+  std::optional<std::string> validated(const Entry& entry, Validate validate) {
+    auto text = scalar(entry);
+    if (!text) return std::nullopt;
+    try {
+      validate(*text, entry.field);
+    } catch (const Error& e) {
+      report(entry.mark(), e.what());
+      return std::nullopt;
+    }
+    return text;
+  }
+
+  std::optional<std::string> absolutePath(const Entry& entry) {
+    return validated(entry, [](std::string_view text, std::string_view field) {
+      core::validateAbsolutePath(text, field);
+    });
+  }
+
+  std::optional<std::string> resourceName(const Entry& entry) {
+    return validated(entry, [](std::string_view text, std::string_view field) { core::validateName(text, field); });
+  }
+
+  void integer(const Entry& entry, unsigned minimum, unsigned maximum, unsigned& out) {
+    auto text = scalar(entry);
+    if (!text) return;
+    // Nine digits cannot overflow and are more than any limit here.
+    bool digits = !text->empty() && text->size() <= 9 &&
+                  std::all_of(text->begin(), text->end(), [](char c) { return c >= '0' && c <= '9'; });
+    unsigned long parsed = digits ? std::stoul(*text) : 0;
+    if (!digits || parsed < minimum || parsed > maximum) {
+      reportExpected(entry, entry.spec.expected);
+      return;
+    }
+    out = static_cast<unsigned>(parsed);
+  }
+
+  // `type` may only be `only` for now; more types come with their own keys.
+  void resourceType(const Entry& entry, std::string_view only, std::string_view kind, std::string& out) {
+    auto text = scalar(entry);
+    if (!text) return;
+    if (*text != only) {
+      reportExpected(entry, "\"" + std::string(only) + "\" (the only " + std::string(kind) + " type so far)");
+      return;
+    }
+    out = *text;
+  }
+
+  void readTopLevel(const YAML::Node& root, Config& config) {
+    if (root.IsNull()) return;
+    if (!root.IsMap()) {
+      report(root.Mark(), "expected a map with the keys daemon, volumes and repositories at the top level, got " +
+                              describe(root));
+      return;
+    }
+    forEachEntry(root, "", kTopLevelKeys, [&](const Entry& entry) {
+      if (entry.value.IsNull()) return;  // "volumes:" with every example commented out
+      if (entry.name() == "daemon") {
+        if (!entry.value.IsMap()) return reportExpected(entry, entry.spec.expected);
+        readDaemon(entry.value, config.daemon);
+        return;
+      }
+      if (!entry.value.IsSequence()) return reportExpected(entry, "a list (entries starting with \"- \")");
+      if (entry.name() == "volumes")
+        readVolumes(entry.value, config.volumes);
+      else
+        readRepositories(entry.value, config.repositories);
+    });
+  }
+
+  void readDaemon(const YAML::Node& map, DaemonSettings& settings) {
+    forEachEntry(map, "daemon", kDaemonKeys, [&](const Entry& entry) {
+      std::string_view key = entry.name();
+      auto setPath = [&](std::string& out) {
+        if (auto path = absolutePath(entry)) out = *path;
+      };
+      if (key == "state_directory") {
+        setPath(settings.stateDirectory);
+      } else if (key == "runtime_directory") {
+        setPath(settings.runtimeDirectory);
+      } else if (key == "cache_directory") {
+        setPath(settings.cacheDirectory);
+      } else if (key == "socket") {
+        setPath(settings.socketPath);
+      } else if (key == "restic") {
+        setPath(settings.resticBinary);
+      } else if (key == "admin_group") {
+        auto text = scalar(entry);
+        if (!text) return;
+        if (!isGroupName(*text))
+          return reportExpected(entry,
+                                "a Unix group name (up to 32 characters from a-z, 0-9, '_' and '-', starting with a "
+                                "letter or '_')");
+        settings.adminGroup = *text;
+      } else if (key == "job_history") {
+        integer(entry, 1, 100000, settings.jobHistory);
+      } else if (key == "cancel_grace_seconds") {
+        integer(entry, 1, 3600, settings.cancelGraceSeconds);
+      } else if (key == "log_level") {
+        auto text = scalar(entry);
+        if (!text) return;
+        if (std::find(std::begin(kLogLevels), std::end(kLogLevels), *text) == std::end(kLogLevels)) {
+          std::string message = entry.field + ": expected " + std::string(entry.spec.expected) + ", got " +
+                                describe(entry.value);
+          if (auto guess = closest(*text, kLogLevels, [](std::string_view s) { return s; }))
+            message += "; did you mean \"" + std::string(*guess) + "\"?";
+          return report(entry.mark(), std::move(message));
+        }
+        settings.logLevel = *text;
+      }
+    });
+  }
+
+  // Names are unique within a list; `kind` is "volume" or "repository".
+  void checkUnique(FirstLines& firstLines, const std::string& name, const Entry& entry, std::string_view kind) {
+    auto [existing, inserted] = firstLines.emplace(name, entry.value.Mark().line + 1);
+    if (inserted) return;
+    report(entry.mark(), entry.field + ": another " + std::string(kind) + " is already named " +
+                             core::quoteValue(name) + " (line " + std::to_string(existing->second) + "); give each " +
+                             std::string(kind) + " its own name");
+  }
+
+  // Calls `readEntry` with each map of a list and its context ("volumes[2]").
+  void forEachListEntry(const YAML::Node& list, std::string_view section, std::string_view kind,
+                        const std::function<void(const YAML::Node&, const std::string&)>& readEntry) {
+    size_t index = 0;
+    for (auto it = list.begin(); it != list.end(); ++it, ++index) {
+      std::string context = std::string(section) + "[" + std::to_string(index) + "]";
+      const YAML::Node entry = *it;
+      if (!entry.IsMap()) {
+        report(entry.Mark(), context + ": expected a map describing a " + std::string(kind) +
+                                 " (with name, type, path, ...), got " + describe(entry));
+        continue;
+      }
+      readEntry(entry, context);
+    }
+  }
+
+  void readVolumes(const YAML::Node& list, std::vector<core::Volume>& volumes) {
+    FirstLines firstLines;
+    forEachListEntry(list, "volumes", "volume", [&](const YAML::Node& map, const std::string& context) {
+      core::Volume volume;
+      volume.declared = true;
+      volume.ownerUid = 0;
+      forEachEntry(map, context, kVolumeKeys, [&](const Entry& entry) {
+        if (entry.name() == "name") {
+          if (auto name = resourceName(entry)) {
+            checkUnique(firstLines, *name, entry, "volume");
+            volume.name = *name;
+          }
+        } else if (entry.name() == "type") {
+          resourceType(entry, "directory", "volume", volume.type);
+        } else if (entry.name() == "path") {
+          if (auto path = absolutePath(entry)) volume.path = *path;
+        }
+      });
+      volume.id = std::string(kDeclaredIdPrefix) + volume.name;
+      volumes.push_back(std::move(volume));
+    });
+  }
+
+  void readRepositories(const YAML::Node& list, std::vector<core::Repository>& repositories) {
+    FirstLines firstLines;
+    forEachListEntry(list, "repositories", "repository", [&](const YAML::Node& map, const std::string& context) {
+      core::Repository repository;
+      repository.declared = true;
+      repository.ownerUid = 0;
+      forEachEntry(map, context, kRepositoryKeys, [&](const Entry& entry) {
+        if (entry.name() == "name") {
+          if (auto name = resourceName(entry)) {
+            checkUnique(firstLines, *name, entry, "repository");
+            repository.name = *name;
+          }
+        } else if (entry.name() == "type") {
+          resourceType(entry, "local", "repository", repository.type);
+        } else if (entry.name() == "path") {
+          if (auto path = absolutePath(entry)) repository.path = *path;
+        } else if (entry.name() == "password") {
+          readPassword(entry, repository.passwordRef);
+        }
+      });
+      repository.id = std::string(kDeclaredIdPrefix) + repository.name;
+      repositories.push_back(std::move(repository));
+    });
+  }
+
+  void readPassword(const Entry& entry, std::string& out) {
+    if (!entry.value.IsScalar()) {
+      // Never describe() this value: it may be the password itself.
+      std::string got = entry.value.IsNull() ? "nothing" : entry.value.IsMap() ? "a map" : "a list";
+      return report(entry.mark(), entry.field + ": expected " + std::string(entry.spec.expected) + ", got " + got);
+    }
+    if (auto problem = passwordReferenceProblem(entry.value.Scalar()))
+      return report(entry.mark(), entry.field + ": " + *problem);
+    out = entry.value.Scalar();
+  }
+
+  std::string m_fileName;
+  std::vector<Diagnostic> m_diagnostics;
+};
+
+std::string joinDiagnostics(const std::vector<Diagnostic>& diagnostics) {
+  std::string out;
+  for (const Diagnostic& d : diagnostics) {
+    if (!out.empty()) out += '\n';
+    out += d.str();
+  }
+  return out;
+}
+
+// Closes the descriptor when the read is done, however it ends.
+class FileDescriptor {
+ public:
+  explicit FileDescriptor(int fd) : m_fd(fd) {}
+  ~FileDescriptor() {
+    if (m_fd >= 0) ::close(m_fd);
+  }
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  int get() const { return m_fd; }
+
+ private:
+  int m_fd;
+};
+
+[[noreturn]] void throwUnreadable(const std::string& path, int error) {
+  Diagnostic d;
+  d.file = path;
+  d.message = "cannot read the configuration file: " + std::generic_category().message(error);
+  throw ConfigError({std::move(d)});
+}
+
+}  // namespace
+
+std::string Diagnostic::str() const {
+  if (line == 0) return file + ": " + message;
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;
+}
+
+ConfigError::ConfigError(std::vector<Diagnostic> diagnostics)
+    : Error(ErrorCode::ConfigInvalid, joinDiagnostics(diagnostics)), m_diagnostics(std::move(diagnostics)) {}
+
+Config loadFile(const std::string& path) {
+  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  if (fd.get() < 0) throwUnreadable(path, errno);
+  std::string text;
+  char buffer[65536];
+  while (true) {
+    ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throwUnreadable(path, errno);
+    }
+    if (n == 0) break;
+    text.append(buffer, static_cast<size_t>(n));
+  }
+  return loadString(text, path);
+}
+
+Config loadString(std::string_view yaml, const std::string& fileName) { return Loader(fileName).load(yaml); }
+
+}  // namespace zerobyte::config

@@ -1,0 +1,376 @@
+// The configuration loader: the shipped file, the mapping onto the structs, and file:line:column for every mistake.
+#include "daemon/config/config.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <regex>
+#include <string>
+#include <vector>
+
+namespace zerobyte::config {
+namespace {
+
+const std::string kDataDir = ZB_TEST_DATA_DIR "/config";
+
+// The diagnostics of the ConfigError that loading `yaml` throws; fails the test if it loads.
+std::vector<Diagnostic> diagnosticsOf(std::string_view yaml) {
+  try {
+    loadString(yaml, "zerobyte.yaml");
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.code(), ErrorCode::ConfigInvalid);
+    return e.diagnostics();
+  }
+  ADD_FAILURE() << "expected ConfigError for:\n" << yaml;
+  return {};
+}
+
+// The one diagnostic loading `yaml` gives, as "file:line:column: message".
+std::string onlyDiagnostic(std::string_view yaml) {
+  auto diagnostics = diagnosticsOf(yaml);
+  if (diagnostics.size() != 1) {
+    std::string all;
+    for (const auto& d : diagnostics) all += d.str() + "\n";
+    ADD_FAILURE() << "expected one diagnostic, got " << diagnostics.size() << ":\n" << all;
+    return all;
+  }
+  return diagnostics[0].str();
+}
+
+bool contains(const std::string& haystack, std::string_view needle) { return haystack.find(needle) != std::string::npos; }
+
+TEST(ConfigShippedFile, LoadsWithoutErrorsAndGivesTheDefaults) {
+  Config config = loadFile(ZB_SOURCE_DIR "/etc/zerobyte.yaml");
+  EXPECT_EQ(config.sourcePath, ZB_SOURCE_DIR "/etc/zerobyte.yaml");
+  DaemonSettings defaults;
+  EXPECT_EQ(config.daemon.stateDirectory, defaults.stateDirectory);
+  EXPECT_EQ(config.daemon.adminGroup, "zerobyte-admins");
+  EXPECT_EQ(config.daemon.jobHistory, 1000u);
+  EXPECT_EQ(config.daemon.cancelGraceSeconds, 10u);
+  EXPECT_EQ(config.daemon.logLevel, "info");
+  EXPECT_TRUE(config.volumes.empty());
+  EXPECT_TRUE(config.repositories.empty());
+}
+
+// The commented examples in the shipped file must be valid once uncommented.
+TEST(ConfigShippedFile, UncommentedSettingsAndExamplesLoadAndMatchTheDefaults) {
+  std::ifstream in(ZB_SOURCE_DIR "/etc/zerobyte.yaml");
+  // An indented "# key: value" (or "# - key: value") is a commented setting; prose starts otherwise.
+  const std::regex commentedSetting("^( +)# ( *(- )?[a-z_]+: [^ ].*)$");
+  std::string text, line;
+  int uncommented = 0;
+  while (std::getline(in, line)) {
+    std::smatch m;
+    if (std::regex_match(line, m, commentedSetting)) {
+      line = m[1].str() + m[2].str();
+      ++uncommented;
+    }
+    text += line + "\n";
+  }
+  EXPECT_EQ(uncommented, 9 + 3 + 4) << text;
+  Config config = loadString(text, "uncommented.yaml");
+  DaemonSettings defaults;
+  EXPECT_EQ(config.daemon.stateDirectory, "/var/lib/zerobyte");
+  EXPECT_EQ(config.daemon.runtimeDirectory, "/run/zerobyte");
+  EXPECT_EQ(config.daemon.cacheDirectory, "/var/cache/zerobyte");
+  EXPECT_EQ(config.daemon.socketPath, "/run/zerobyte/zerobyted.sock");
+  EXPECT_EQ(config.daemon.resticBinary, "/usr/bin/restic");
+  EXPECT_EQ(config.daemon.adminGroup, defaults.adminGroup);
+  EXPECT_EQ(config.daemon.jobHistory, defaults.jobHistory);
+  EXPECT_EQ(config.daemon.cancelGraceSeconds, defaults.cancelGraceSeconds);
+  EXPECT_EQ(config.daemon.logLevel, defaults.logLevel);
+  ASSERT_EQ(config.volumes.size(), 1u);
+  EXPECT_EQ(config.volumes[0].name, "etc");
+  ASSERT_EQ(config.repositories.size(), 1u);
+  EXPECT_EQ(config.repositories[0].passwordRef, "file:///etc/zerobyte/local.pass");
+}
+
+TEST(ConfigLoad, FullFileMapsOntoTheStructs) {
+  Config config = loadFile(kDataDir + "/full.yaml");
+  EXPECT_EQ(config.sourcePath, kDataDir + "/full.yaml");
+  EXPECT_EQ(config.daemon.stateDirectory, "/srv/zerobyte/state");
+  EXPECT_EQ(config.daemon.runtimeDirectory, "/run/zb");
+  EXPECT_EQ(config.daemon.cacheDirectory, "/srv/zerobyte/cache");
+  EXPECT_EQ(config.daemon.socketPath, "/run/zb/ctl.sock");
+  EXPECT_EQ(config.daemon.resticBinary, "/opt/restic/bin/restic");
+  EXPECT_EQ(config.daemon.adminGroup, "backup-admins");
+  EXPECT_EQ(config.daemon.jobHistory, 250u);
+  EXPECT_EQ(config.daemon.cancelGraceSeconds, 30u);
+  EXPECT_EQ(config.daemon.logLevel, "debug");
+
+  ASSERT_EQ(config.volumes.size(), 2u);
+  const core::Volume& etc = config.volumes[0];
+  EXPECT_EQ(etc.id, "cfg-etc");
+  EXPECT_EQ(etc.name, "etc");
+  EXPECT_EQ(etc.type, "directory");
+  EXPECT_EQ(etc.path, "/etc");
+  EXPECT_TRUE(etc.declared);
+  EXPECT_EQ(etc.ownerUid, 0u);
+  EXPECT_EQ(config.volumes[1].id, "cfg-home");
+  EXPECT_EQ(config.volumes[1].type, "directory") << "type defaults to directory";
+  EXPECT_EQ(config.volumes[1].path, "/home");
+
+  ASSERT_EQ(config.repositories.size(), 3u);
+  const core::Repository& local = config.repositories[0];
+  EXPECT_EQ(local.id, "cfg-local");
+  EXPECT_EQ(local.name, "local");
+  EXPECT_EQ(local.type, "local");
+  EXPECT_EQ(local.path, "/srv/backup/restic");
+  EXPECT_EQ(local.passwordRef, "file:///etc/zerobyte/local.pass");
+  EXPECT_TRUE(local.declared);
+  EXPECT_EQ(local.ownerUid, 0u);
+  EXPECT_TRUE(local.password.empty());
+  EXPECT_EQ(config.repositories[1].passwordRef, "env://USB_RESTIC_PASSWORD");
+  EXPECT_EQ(config.repositories[1].type, "local");
+  EXPECT_EQ(config.repositories[2].passwordRef, "credential://nas-password");
+}
+
+TEST(ConfigLoad, EmptyOrCommentOnlyFileIsAnEmptyConfig) {
+  for (std::string_view yaml : {"", "\n\n", "# nothing here\n", "---\n", "~\n"}) {
+    Config config = loadString(yaml, "zerobyte.yaml");
+    EXPECT_EQ(config.daemon.jobHistory, 1000u);
+    EXPECT_TRUE(config.volumes.empty());
+    EXPECT_TRUE(config.repositories.empty());
+  }
+}
+
+TEST(ConfigLoad, EmptySectionsAreAllowed) {
+  Config config = loadString("daemon:\nvolumes:\nrepositories: []\n", "zerobyte.yaml");
+  EXPECT_TRUE(config.volumes.empty());
+}
+
+TEST(ConfigLoad, AcceptsFlowStyleAndQuotedValues) {
+  Config config = loadString(
+      "daemon: {job_history: \"42\", log_level: 'warning'}\n"
+      "volumes: [{name: data, path: \"/srv/my data\"}]\n",
+      "zerobyte.yaml");
+  EXPECT_EQ(config.daemon.jobHistory, 42u);
+  EXPECT_EQ(config.daemon.logLevel, "warning");
+  ASSERT_EQ(config.volumes.size(), 1u);
+  EXPECT_EQ(config.volumes[0].path, "/srv/my data");
+}
+
+TEST(ConfigErrors, UnknownKeyPointsAtTheKeyAndSuggestsTheClosestSpelling) {
+  EXPECT_EQ(onlyDiagnostic("daemon:\n"
+                           "  log_level: info\n"
+                           "  stat_directory: /var/lib/zerobyte\n"),
+            "zerobyte.yaml:3:3: unknown key \"stat_directory\" in \"daemon\"; expected one of: state_directory, "
+            "runtime_directory, cache_directory, socket, restic, admin_group, job_history, cancel_grace_seconds, "
+            "log_level; did you mean \"state_directory\"?");
+}
+
+TEST(ConfigErrors, UnknownKeyWithoutCloseSpellingHasNoSuggestion) {
+  std::string d = onlyDiagnostic("schedules: []\n");
+  EXPECT_TRUE(d.starts_with("zerobyte.yaml:1:1: unknown key \"schedules\" at the top level; expected one of: daemon, "
+                            "volumes, repositories"))
+      << d;
+  EXPECT_FALSE(contains(d, "did you mean")) << d;
+  EXPECT_TRUE(contains(onlyDiagnostic("volume: []\n"), "did you mean \"volumes\"?"));
+}
+
+TEST(ConfigErrors, BadIntegerPointsAtTheValue) {
+  EXPECT_EQ(onlyDiagnostic("daemon:\n"
+                           "  job_history: many\n"),
+            "zerobyte.yaml:2:16: daemon.job_history: expected an integer from 1 to 100000, got \"many\"");
+  EXPECT_EQ(onlyDiagnostic("daemon:\n"
+                           "  cancel_grace_seconds: 0\n"),
+            "zerobyte.yaml:2:25: daemon.cancel_grace_seconds: expected an integer from 1 to 3600, got \"0\"");
+  for (std::string_view value : {"100001", "-5", "1e3", "12.5", "99999999999999999999", "0x10"})
+    EXPECT_TRUE(contains(onlyDiagnostic("daemon: {job_history: " + std::string(value) + "}\n"),
+                         "zerobyte.yaml:1:23: daemon.job_history: expected an integer from 1 to 100000"))
+        << value;
+}
+
+TEST(ConfigErrors, EmptyValuePointsAtItsKey) {
+  // yaml-cpp puts an empty value at the next token, on another line; the key is the place to look.
+  EXPECT_EQ(onlyDiagnostic("daemon:\n"
+                           "  socket:\n"
+                           "  log_level: info\n"),
+            "zerobyte.yaml:2:3: daemon.socket: expected an absolute path, got nothing; give a value or remove the key");
+}
+
+TEST(ConfigErrors, InvalidPathQuotesItAndSaysHowToFixIt) {
+  EXPECT_EQ(onlyDiagnostic("volumes:\n"
+                           "  - name: etc\n"
+                           "    path: etc/\n"),
+            "zerobyte.yaml:3:11: volumes[0].path \"etc/\" is not valid: it is relative; give an absolute path that "
+            "starts with '/'");
+  EXPECT_EQ(onlyDiagnostic("daemon:\n"
+                           "  state_directory: /var/lib/../zerobyte\n"),
+            "zerobyte.yaml:2:20: daemon.state_directory \"/var/lib/../zerobyte\" is not valid: it contains a \"..\" "
+            "component; write the path without \".\" and \"..\" components");
+}
+
+TEST(ConfigErrors, InvalidNamePointsAtTheName) {
+  EXPECT_EQ(onlyDiagnostic("repositories:\n"
+                           "  - name: Local\n"
+                           "    path: /srv/restic\n"
+                           "    password: env://PW\n"),
+            "zerobyte.yaml:2:11: repositories[0].name \"Local\" is not valid: use 1-63 characters from a-z, 0-9, '_' "
+            "and '-', starting with a letter or digit");
+}
+
+TEST(ConfigErrors, MissingRequiredKeyPointsAtTheMapThatLacksIt) {
+  EXPECT_EQ(onlyDiagnostic("repositories:\n"
+                           "  - name: local\n"
+                           "    path: /srv/restic\n"),
+            "zerobyte.yaml:2:5: repositories[0]: the key \"password\" is missing; expected a password reference "
+            "(file:///path, env://NAME or credential://NAME)");
+  std::string d = onlyDiagnostic("volumes:\n  - {path: /etc}\n");
+  EXPECT_TRUE(d.starts_with("zerobyte.yaml:2:5: volumes[0]: the key \"name\" is missing")) << d;
+}
+
+TEST(ConfigErrors, WrongNodeKindsSayWhatWasExpected) {
+  EXPECT_EQ(onlyDiagnostic("daemon: yes\n"), "zerobyte.yaml:1:9: daemon: expected a map of daemon settings, got \"yes\"");
+  EXPECT_EQ(onlyDiagnostic("volumes:\n  name: etc\n"),
+            "zerobyte.yaml:2:3: volumes: expected a list (entries starting with \"- \"), got a map");
+  EXPECT_EQ(onlyDiagnostic("volumes:\n  - etc\n"),
+            "zerobyte.yaml:2:5: volumes[0]: expected a map describing a volume (with name, type, path, ...), got \"etc\"");
+  EXPECT_EQ(onlyDiagnostic("daemon:\n  log_level: [info]\n"),
+            "zerobyte.yaml:2:14: daemon.log_level: expected one of debug, info, notice, warning, error, got a list");
+  EXPECT_EQ(onlyDiagnostic("just text\n"),
+            "zerobyte.yaml:1:1: expected a map with the keys daemon, volumes and repositories at the top level, got "
+            "\"just text\"");
+  EXPECT_EQ(onlyDiagnostic("daemon:\n  ? [a, b]\n  : c\n"),
+            "zerobyte.yaml:2:5: expected a key name in \"daemon\", got a list");
+}
+
+TEST(ConfigErrors, UnsupportedTypesNameTheSupportedOne) {
+  EXPECT_EQ(onlyDiagnostic("volumes:\n  - {name: n, type: nfs, path: /mnt}\n"),
+            "zerobyte.yaml:2:21: volumes[0].type: expected \"directory\" (the only volume type so far), got \"nfs\"");
+  EXPECT_TRUE(contains(onlyDiagnostic("repositories:\n  - {name: r, type: s3, path: /r, password: env://P}\n"),
+                       "expected \"local\" (the only repository type so far), got \"s3\""));
+}
+
+TEST(ConfigErrors, LogLevelAndAdminGroupAreChecked) {
+  EXPECT_EQ(onlyDiagnostic("daemon:\n  log_level: warn\n"),
+            "zerobyte.yaml:2:14: daemon.log_level: expected one of debug, info, notice, warning, error, got \"warn\"; "
+            "did you mean \"warning\"?");
+  EXPECT_TRUE(contains(onlyDiagnostic("daemon:\n  log_level: INFO\n"), "did you mean \"info\"?"));
+  EXPECT_TRUE(contains(onlyDiagnostic("daemon:\n  admin_group: Admins\n"),
+                       "zerobyte.yaml:2:16: daemon.admin_group: expected a Unix group name"));
+  EXPECT_THROW(loadString("daemon: {admin_group: " + std::string(33, 'a') + "}\n", "zerobyte.yaml"), ConfigError);
+  EXPECT_EQ(loadString("daemon: {admin_group: _machines$}\n", "z").daemon.adminGroup, "_machines$");
+  EXPECT_EQ(loadString("daemon: {admin_group: " + std::string(32, 'a') + "}\n", "z").daemon.adminGroup,
+            std::string(32, 'a'));
+}
+
+TEST(ConfigErrors, PasswordMustBeAReferenceAndIsNeverRepeated) {
+  std::string d = onlyDiagnostic("repositories:\n"
+                                 "  - name: local\n"
+                                 "    path: /srv/restic\n"
+                                 "    password: hunter2\n");
+  EXPECT_TRUE(d.starts_with("zerobyte.yaml:4:15: repositories[0].password: expected a reference to the password"))
+      << d;
+  EXPECT_FALSE(contains(d, "hunter2")) << d;
+
+  auto refError = [](std::string_view ref) {
+    return onlyDiagnostic("repositories: [{name: r, path: /r, password: \"" + std::string(ref) + "\"}]\n");
+  };
+  EXPECT_TRUE(contains(refError("file://etc/pass"), "it is relative")) << refError("file://etc/pass");
+  EXPECT_TRUE(contains(refError("file:///etc/../pass"), "\"..\" component"));
+  EXPECT_TRUE(contains(refError("file:///"), "names the root directory"));
+  EXPECT_TRUE(contains(refError("env://1PASS"), "environment variable name"));
+  EXPECT_TRUE(contains(refError("env://"), "environment variable name"));
+  EXPECT_TRUE(contains(refError("credential://a/b"), "no '/'"));
+  EXPECT_TRUE(contains(refError("credential://"), "systemd credential"));
+}
+
+TEST(ConfigErrors, DuplicateNamesPointAtTheSecondAndNameTheLineOfTheFirst) {
+  EXPECT_EQ(onlyDiagnostic("volumes:\n"
+                           "  - name: etc\n"
+                           "    path: /etc\n"
+                           "  - name: etc\n"
+                           "    path: /srv/etc\n"),
+            "zerobyte.yaml:4:11: volumes[1].name: another volume is already named \"etc\" (line 2); give each volume "
+            "its own name");
+  // A volume and a repository may share a name: they are different kinds.
+  EXPECT_NO_THROW(loadString("volumes: [{name: x, path: /x}]\nrepositories: [{name: x, path: /r, password: env://P}]\n",
+                             "zerobyte.yaml"));
+  std::string d = onlyDiagnostic("repositories:\n"
+                                 "  - {name: r, path: /a, password: env://A}\n"
+                                 "  - {name: r, path: /b, password: env://B}\n");
+  EXPECT_EQ(d, "zerobyte.yaml:3:12: repositories[1].name: another repository is already named \"r\" (line 2); give each "
+               "repository its own name");
+}
+
+TEST(ConfigErrors, DuplicateKeyInOneMapIsReported) {
+  EXPECT_EQ(onlyDiagnostic("daemon:\n"
+                           "  job_history: 10\n"
+                           "  job_history: 20\n"),
+            "zerobyte.yaml:3:3: the key \"job_history\" appears twice in \"daemon\" (first at line 2); keep one of them");
+}
+
+TEST(ConfigErrors, SyntaxErrorGivesItsPosition) {
+  EXPECT_EQ(onlyDiagnostic("daemon:\n"
+                           "  log_level: info\n"
+                           "\tjob_history: 5\n"),
+            "zerobyte.yaml:3:1: YAML syntax error: illegal tab when looking for indentation");
+  EXPECT_EQ(onlyDiagnostic("volumes: [{name: a, path: /a}\n"),
+            "zerobyte.yaml:2:1: YAML syntax error: end of sequence flow not found");
+}
+
+TEST(ConfigErrors, SecondDocumentIsReported) {
+  EXPECT_EQ(onlyDiagnostic("daemon: {}\n---\nvolumes: []\n"),
+            "zerobyte.yaml:3:1: the file holds more than one YAML document (a second '---'); put all settings in one "
+            "document");
+}
+
+TEST(ConfigErrors, AllProblemsAreReportedTogetherInFileOrder) {
+  try {
+    loadFile(kDataDir + "/errors.yaml");
+    FAIL() << "errors.yaml loaded";
+  } catch (const ConfigError& e) {
+    std::vector<std::string> lines;
+    for (const auto& d : e.diagnostics()) lines.push_back(d.str());
+    const std::string f = kDataDir + "/errors.yaml";
+    std::vector<std::string> expected = {
+        f + ":2:3: unknown key \"stat_directory\" in \"daemon\"; expected one of: state_directory, runtime_directory, "
+            "cache_directory, socket, restic, admin_group, job_history, cancel_grace_seconds, log_level; did you mean "
+            "\"state_directory\"?",
+        f + ":3:16: daemon.job_history: expected an integer from 1 to 100000, got \"many\"",
+        f + ":4:14: daemon.log_level: expected one of debug, info, notice, warning, error, got \"verbose\"",
+        f + ":7:11: volumes[0].path \"etc\" is not valid: it is relative; give an absolute path that starts with '/'",
+        f + ":8:11: volumes[1].name: another volume is already named \"etc\" (line 6); give each volume its own name",
+        f + ":11:5: repositories[0]: the key \"password\" is missing; expected a password reference (file:///path, "
+            "env://NAME or credential://NAME)",
+        f + ":11:11: repositories[0].name \"Local\" is not valid: use 1-63 characters from a-z, 0-9, '_' and '-', "
+            "starting with a letter or digit",
+    };
+    EXPECT_EQ(lines, expected);
+    // what() is every diagnostic, one per line.
+    std::string joined;
+    for (const auto& line : expected) joined += (joined.empty() ? "" : "\n") + line;
+    EXPECT_EQ(std::string(e.what()), joined);
+    EXPECT_EQ(e.code(), ErrorCode::ConfigInvalid);
+  }
+}
+
+TEST(ConfigErrors, MissingFileGivesLineZeroWithTheSystemError) {
+  const std::string path = kDataDir + "/does-not-exist.yaml";
+  try {
+    loadFile(path);
+    FAIL() << "a missing file loaded";
+  } catch (const ConfigError& e) {
+    ASSERT_EQ(e.diagnostics().size(), 1u);
+    EXPECT_EQ(e.diagnostics()[0].line, 0);
+    EXPECT_EQ(e.diagnostics()[0].str(), path + ": cannot read the configuration file: No such file or directory");
+  }
+}
+
+TEST(ConfigErrors, DirectoryInsteadOfFileIsReported) {
+  try {
+    loadFile(kDataDir);
+    FAIL() << "a directory loaded";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), kDataDir + ": cannot read the configuration file: Is a directory");
+  }
+}
+
+TEST(ConfigDiagnostic, FormatsWithAndWithoutPosition) {
+  EXPECT_EQ((Diagnostic{"a.yaml", 3, 7, "bad"}.str()), "a.yaml:3:7: bad");
+  EXPECT_EQ((Diagnostic{"a.yaml", 0, 0, "cannot read"}.str()), "a.yaml: cannot read");
+}
+
+}  // namespace
+}  // namespace zerobyte::config
