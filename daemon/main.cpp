@@ -14,6 +14,8 @@
 
 #include <systemd/sd-daemon.h>
 
+#include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -126,6 +128,8 @@ int main(int argc, char** argv) {
   auto options = parseArguments(argc, argv, exitCode);
   if (!options) return exitCode;
   umask(0077);
+  // Secrets live in this process: no core dumps, no ptrace by non-root.
+  prctl(PR_SET_DUMPABLE, 0);
 
   config::Config config;
   try {
@@ -181,6 +185,9 @@ int main(int argc, char** argv) {
       listenFd = SD_LISTEN_FDS_START;
       if (sd_is_socket_unix(listenFd, SOCK_STREAM, 1, nullptr, 0) <= 0)
         throw Error(ErrorCode::Failed, "the socket systemd passed is not a listening Unix stream socket");
+      // The loop accepts until EAGAIN: the passed socket must not block.
+      fcntl(listenFd, F_SETFL, fcntl(listenFd, F_GETFL) | O_NONBLOCK);
+      fcntl(listenFd, F_SETFD, FD_CLOEXEC);
       log::info("serving the socket passed by systemd");
     } else {
       listenFd = varlink::Server::createSocket(socketPath, 0666);

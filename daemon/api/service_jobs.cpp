@@ -185,7 +185,7 @@ void Service::onJobStdout(ActiveJob& a, std::string_view line) {
       a.job.snapshot = summary->snapshotId;
       a.job.progress.filesDone = a.job.progress.filesTotal = summary->totalFilesProcessed;
       a.job.progress.bytesDone = a.job.progress.bytesTotal = summary->totalBytesProcessed;
-      a.job.progress.percent = 1.0;
+      a.job.progress.percent = 100.0;
       return;
     }
   }
@@ -262,7 +262,7 @@ void Service::finishJob(uint64_t id, const process::ProcessResult* result, std::
     j.state = core::JobState::Succeeded;
     switch (j.operation) {
       case core::JobOperation::Backup:
-        j.progress.percent = 1.0;
+        j.progress.percent = 100.0;
         j.message = j.summary ? "snapshot " + j.summary->snapshotId + " saved" : "backup done";
         break;
       case core::JobOperation::Restore: j.message = "snapshot " + j.snapshot + " restored to " + j.target; break;
@@ -273,7 +273,7 @@ void Service::finishJob(uint64_t id, const process::ProcessResult* result, std::
     }
   } else if (j.operation == core::JobOperation::Backup && result->exitCode == 3) {
     j.state = core::JobState::Warning;
-    j.progress.percent = 1.0;
+    j.progress.percent = 100.0;
     j.message = (j.summary ? "snapshot " + j.summary->snapshotId + " saved, but " : std::string("backup done, but ")) +
                 std::to_string(j.warnings.size()) + " path(s) could not be read; see the warnings";
   } else {

@@ -42,7 +42,7 @@ std::vector<std::string> unlockArgs(const RepositoryContext& ctx);
 std::vector<std::string> versionArgs(const std::string& binary);
 
 // The child's whole environment: PATH, HOME, LANG=C.UTF-8, TMPDIR,
-// RESTIC_PASSWORD_FILE=/dev/fd/<passwordFd>, RESTIC_PROGRESS_FPS (progress rate).
+// RESTIC_PASSWORD_FILE=/dev/fd/<passwordFd>, RESTIC_PROGRESS_FPS (progress rate), RESTIC_CACHE_DIR.
 // Nothing is inherited from the daemon.
 std::vector<std::string> environment(const RepositoryContext& ctx, const std::string& home, const std::string& tmpDir);
 
@@ -53,6 +53,7 @@ struct BackupError {
   std::string message;
 };
 using BackupEvent = std::variant<std::monostate, core::JobProgress, core::BackupSummary, BackupError>;
+// JobProgress.percent is 0-100 (restic's percent_done is a fraction).
 // Unknown or non-JSON lines give std::monostate. Never throws.
 BackupEvent parseBackupLine(std::string_view line);
 

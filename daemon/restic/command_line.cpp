@@ -1,0 +1,110 @@
+// restic argv and environment: every child gets the same global flags and nothing from the daemon's environment.
+#include "daemon/restic/restic.h"
+
+#include <initializer_list>
+
+namespace zerobyte::restic {
+namespace {
+
+// Read-only commands take no repository lock: a lock only slows them down (restic writes and
+// removes a lock file) and could make a concurrent exclusive operation fail for nothing.
+enum class Lock { Take, Skip };
+enum class Json { On, Off };
+
+// The subcommand words come first so that argv reads like a command in logs ("restic backup ...");
+// restic's global flags are accepted after the subcommand. Every value is its own argv element,
+// so a repository string or path can never be taken for another flag.
+std::vector<std::string> command(const RepositoryContext& ctx, std::initializer_list<const char*> words, Lock lock,
+                                 Json json) {
+  std::vector<std::string> argv{ctx.binary};
+  for (const char* word : words) argv.emplace_back(word);
+  argv.insert(argv.end(), {"--cache-dir", ctx.cacheDir, "--repo", ctx.repository});
+  if (lock == Lock::Skip) argv.emplace_back("--no-lock");
+  if (json == Json::On) argv.emplace_back("--json");
+  return argv;
+}
+
+void addRepeated(std::vector<std::string>& argv, const char* flag, const std::vector<std::string>& values) {
+  for (const auto& value : values) {
+    argv.emplace_back(flag);
+    argv.push_back(value);
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> initArgs(const RepositoryContext& ctx) {
+  // 0.14 ignores --json for init and prints text; later versions print one "initialized" line.
+  return command(ctx, {"init"}, Lock::Take, Json::On);
+}
+
+std::vector<std::string> catConfigArgs(const RepositoryContext& ctx) {
+  // `cat config` prints JSON without being asked.
+  return command(ctx, {"cat", "config"}, Lock::Skip, Json::Off);
+}
+
+std::vector<std::string> backupArgs(const RepositoryContext& ctx, const std::string& path,
+                                    const std::vector<std::string>& tags, const std::vector<std::string>& excludes) {
+  auto argv = command(ctx, {"backup"}, Lock::Take, Json::On);
+  addRepeated(argv, "--tag", tags);
+  addRepeated(argv, "--exclude", excludes);
+  argv.emplace_back("--");
+  argv.push_back(path);
+  return argv;
+}
+
+std::vector<std::string> restoreArgs(const RepositoryContext& ctx, const std::string& snapshot, const std::string& target,
+                                     const std::vector<std::string>& includes) {
+  // No --json: 0.14 prints text only for restore, and later versions would switch to a
+  // JSON format that differs from backup's; the caller reads restore's output as text.
+  auto argv = command(ctx, {"restore"}, Lock::Take, Json::Off);
+  argv.emplace_back("--target");
+  argv.push_back(target);
+  addRepeated(argv, "--include", includes);
+  argv.emplace_back("--");
+  argv.push_back(snapshot);
+  return argv;
+}
+
+std::vector<std::string> snapshotsArgs(const RepositoryContext& ctx) {
+  return command(ctx, {"snapshots"}, Lock::Skip, Json::On);
+}
+
+std::vector<std::string> lsArgs(const RepositoryContext& ctx, const std::string& snapshot, const std::string& path) {
+  auto argv = command(ctx, {"ls"}, Lock::Skip, Json::On);
+  argv.emplace_back("--");
+  argv.push_back(snapshot);
+  // Without a path restic lists the whole snapshot; with one, that directory's entries.
+  if (!path.empty()) argv.push_back(path);
+  return argv;
+}
+
+std::vector<std::string> forgetArgs(const RepositoryContext& ctx, const std::string& snapshot) {
+  // Never --prune here: pruning is its own, much longer, exclusive operation.
+  auto argv = command(ctx, {"forget"}, Lock::Take, Json::On);
+  argv.emplace_back("--");
+  argv.push_back(snapshot);
+  return argv;
+}
+
+std::vector<std::string> unlockArgs(const RepositoryContext& ctx) {
+  // Stale locks only: --remove-all would break the live lock of another process.
+  return command(ctx, {"unlock"}, Lock::Take, Json::Off);
+}
+
+std::vector<std::string> versionArgs(const std::string& binary) { return {binary, "version"}; }
+
+std::vector<std::string> environment(const RepositoryContext& ctx, const std::string& home, const std::string& tmpDir) {
+  return {
+      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+      "HOME=" + home,
+      "TMPDIR=" + tmpDir,
+      "LANG=C.UTF-8",
+      "RESTIC_PASSWORD_FILE=/dev/fd/" + std::to_string(ctx.passwordFd),
+      "RESTIC_PROGRESS_FPS=4",
+      // Also given as --cache-dir; the variable covers any code path that reads only the environment.
+      "RESTIC_CACHE_DIR=" + ctx.cacheDir,
+  };
+}
+
+}  // namespace zerobyte::restic
