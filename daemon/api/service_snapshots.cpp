@@ -113,7 +113,17 @@ void Service::listFiles(const json& p, const RequestPtr& r) {
   auto repo = requireRepository(stringParam(p, "repository"));
   std::string snapshot = stringParam(p, "snapshot");
   core::validateSnapshotId(snapshot);
-  std::string path = optionalStringParam(p, "path").value_or("/");
+  auto requestedPath = optionalStringParam(p, "path");
+  std::string path = requestedPath.value_or("/");
+  if (!requestedPath) {
+    // Without a path, show the backed-up directory itself rather than the first component of its path.
+    if (auto cache = m_store.snapshotCache(repo.id)) {
+      const core::Snapshot* match = nullptr;
+      for (const auto& s : cache->snapshots)
+        if (snapshot == "latest" ? true : s.id.rfind(snapshot, 0) == 0) match = &s;
+      if (match && match->paths.size() == 1) path = match->paths.front();
+    }
+  }
   core::validateSnapshotPath(path, "path");
 
   struct State {
