@@ -1,5 +1,6 @@
 // Repository passwords from a file, stdin or a prompt without echo.
 #include "ctl/password.h"
+#include "common/file_descriptor.h"
 
 #include "common/errors.h"
 
@@ -21,20 +22,6 @@ constexpr size_t kMaxPasswordBytes = 64 * 1024;
 volatile std::sig_atomic_t g_promptInterrupted = 0;
 
 extern "C" void onPromptInterrupt(int) { g_promptInterrupted = 1; }
-
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : m_fd(fd) {}
-  ~FileDescriptor() {
-    if (m_fd >= 0) ::close(m_fd);
-  }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  int get() const noexcept { return m_fd; }
-
- private:
-  int m_fd;
-};
 
 // Ctrl-C at the prompt must not leave the terminal without echo: the handler only sets a
 // flag (and, without SA_RESTART, ends the read), the destructors put everything back.

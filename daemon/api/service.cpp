@@ -357,40 +357,12 @@ void validateRepositoryFields(const std::string& name, const std::string& type, 
 void Service::createRepository(const json& p, const RequestPtr& r) {
   std::string name = stringParam(p, "name"), type = stringParam(p, "type"), path = stringParam(p, "path");
   validateRepositoryFields(name, type, path);
-  if (findRepository(name) || m_pendingNames.count(name))
-    throw Error(ErrorCode::AlreadyExists, "a repository named \"" + name + "\" exists already");
   struct stat st {};
   if (stat((path + "/config").c_str(), &st) == 0)
     throw Error(ErrorCode::AlreadyExists, "there is a restic repository at " + path + " already; adopt it with 'zerobytectl repo import " + name +
                                               " --path " + path + "'");
-  core::Repository repo;
-  repo.id = newId();
-  repo.name = name;
-  repo.type = type;
-  repo.path = path;
-  repo.ownerUid = r->caller().uid;
-  repo.created = now();
   auto password = secrets::randomPassword();
-  repo.password = m_vault.seal(password.value(), "repositories/" + repo.id);
-  m_pendingNames.insert(name);
-
-  core::Job job;
-  job.operation = core::JobOperation::Init;
-  job.startedByUid = r->caller().uid;
-  submitJob(job, repo, password.value(), [this, r, name](ActiveJob& active, bool success) {
-    m_pendingNames.erase(name);
-    if (!success) {
-      ErrorCode code = active.error ? active.error->code() : ErrorCode::Failed;
-      r->fail(Error(code, "cannot create repository \"" + name + "\": " + active.job.message));
-      return;
-    }
-    auto txn = m_store.begin();
-    txn.put(active.repository);
-    txn.put(active.job);
-    txn.commit();
-    log::info("repository \"" + name + "\" (" + active.repository.path + ") created by uid " + std::to_string(active.job.startedByUid));
-    r->reply({{"repository", toJson(active.repository, 0)}, {"job", toJson(active.job)}});
-  });
+  addRepository(name, type, path, password.value(), core::JobOperation::Init, r);
 }
 
 void Service::importRepository(const json& p, const RequestPtr& r) {
@@ -399,6 +371,13 @@ void Service::importRepository(const json& p, const RequestPtr& r) {
   validateRepositoryFields(name, type, path);
   if (password.empty()) throw Error(ErrorCode::InvalidArgument, "the repository password is empty", {{"parameter", "password"}});
   if (password.size() > 4096) throw Error(ErrorCode::InvalidArgument, "the repository password is longer than 4096 bytes", {{"parameter", "password"}});
+  addRepository(name, type, path, password, core::JobOperation::Import, r);
+}
+
+// Init (a new repository) or import (an existing one): the record is stored only when restic
+// succeeded with the password, together with the job, in one transaction.
+void Service::addRepository(const std::string& name, const std::string& type, const std::string& path, const std::string& password,
+                            core::JobOperation operation, const RequestPtr& r) {
   if (findRepository(name) || m_pendingNames.count(name))
     throw Error(ErrorCode::AlreadyExists, "a repository named \"" + name + "\" exists already");
   core::Repository repo;
@@ -412,22 +391,25 @@ void Service::importRepository(const json& p, const RequestPtr& r) {
   m_pendingNames.insert(name);
 
   core::Job job;
-  job.operation = core::JobOperation::Import;
+  job.operation = operation;
   job.startedByUid = r->caller().uid;
-  submitJob(job, repo, password, [this, r, name](ActiveJob& active, bool success) {
+  bool created = operation == core::JobOperation::Init;
+  submitJob(job, repo, password, [this, r, name, created](ActiveJob& active, bool success) {
     m_pendingNames.erase(name);
+    const char* verb = created ? "create" : "import";
     if (!success) {
       ErrorCode code = active.error ? active.error->code() : ErrorCode::Failed;
-      r->fail(Error(code, "cannot import repository \"" + name + "\": " + active.job.message));
+      r->fail(Error(code, std::string("cannot ") + verb + " repository \"" + name + "\": " + active.job.message));
       return;
     }
     auto txn = m_store.begin();
     txn.put(active.repository);
     txn.put(active.job);
     txn.commit();
-    log::info("repository \"" + name + "\" (" + active.repository.path + ") imported by uid " + std::to_string(active.job.startedByUid));
-    invalidateSnapshots(active.repository.id, true);
-    r->reply({{"repository", toJson(active.repository, std::nullopt)}, {"job", toJson(active.job)}});
+    log::info("repository \"" + name + "\" (" + active.repository.path + ") " + (created ? "created" : "imported") + " by uid " +
+              std::to_string(active.job.startedByUid));
+    if (!created) invalidateSnapshots(active.repository.id, true);
+    r->reply({{"repository", toJson(active.repository, created ? std::optional<size_t>(0) : std::nullopt)}, {"job", toJson(active.job)}});
   });
 }
 

@@ -78,6 +78,8 @@ class Service {
   void listRepositories(const nlohmann::json& p, const RequestPtr& r);
   void getRepository(const nlohmann::json& p, const RequestPtr& r);
   void deleteRepository(const nlohmann::json& p, const RequestPtr& r);
+  void addRepository(const std::string& name, const std::string& type, const std::string& path, const std::string& password,
+                     core::JobOperation operation, const RequestPtr& r);
   // Jobs
   void startBackup(const nlohmann::json& p, const RequestPtr& r);
   void startRestore(const nlohmann::json& p, const RequestPtr& r);

@@ -1,5 +1,6 @@
 // Loading /etc/zerobyte/zerobyte.yaml: yaml-cpp nodes checked against the schema, every problem with its position.
 #include "daemon/config/config.h"
+#include "common/file_descriptor.h"
 
 #include "daemon/core/validation.h"
 
@@ -503,21 +504,6 @@ std::string joinDiagnostics(const std::vector<Diagnostic>& diagnostics) {
   }
   return out;
 }
-
-// Closes the descriptor when the read is done, however it ends.
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : m_fd(fd) {}
-  ~FileDescriptor() {
-    if (m_fd >= 0) ::close(m_fd);
-  }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  int get() const { return m_fd; }
-
- private:
-  int m_fd;
-};
 
 [[noreturn]] void throwUnreadable(const std::string& path, int error) {
   Diagnostic d;

@@ -1,5 +1,6 @@
 // Secret references (file://, env://, credential://): checking their form and reading what they point to.
 #include "daemon/secrets/vault.h"
+#include "common/file_descriptor.h"
 
 #include "common/errors.h"
 #include "daemon/secrets/wipe.h"
@@ -75,20 +76,6 @@ ParsedReference parse(std::string_view reference) {
 }
 
 std::string errnoText(int error) { return std::generic_category().message(error); }
-
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : m_fd(fd) {}
-  ~FileDescriptor() {
-    if (m_fd >= 0) ::close(m_fd);
-  }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  int get() const noexcept { return m_fd; }
-
- private:
-  int m_fd;
-};
 
 // Strips one line ending: files written by editors and `echo` end with one, the secret does not.
 void stripOneNewline(std::string& s) {

@@ -1,5 +1,6 @@
 // The master key file and AES-256-GCM sealing of stored secrets.
 #include "daemon/secrets/vault.h"
+#include "common/file_descriptor.h"
 
 #include "common/errors.h"
 #include "daemon/secrets/wipe.h"
@@ -50,26 +51,6 @@ void fillRandom(unsigned char* data, size_t size) {
   if (RAND_bytes(data, static_cast<int>(size)) != 1)
     throw Error(ErrorCode::Failed, "the random number generator failed: " + opensslText());
 }
-
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : m_fd(fd) {}
-  ~FileDescriptor() {
-    if (m_fd >= 0) ::close(m_fd);
-  }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  int get() const noexcept { return m_fd; }
-  // close() reports deferred write errors, which matter for a file we just created.
-  int close() noexcept {
-    int rc = ::close(m_fd);
-    m_fd = -1;
-    return rc;
-  }
-
- private:
-  int m_fd;
-};
 
 // Removes a half-written key file unless it was handed over.
 class TemporaryFile {
