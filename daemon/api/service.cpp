@@ -398,8 +398,9 @@ void Service::addRepository(const std::string& name, const std::string& type, co
     m_pendingNames.erase(name);
     const char* verb = created ? "create" : "import";
     if (!success) {
-      ErrorCode code = active.error ? active.error->code() : ErrorCode::Failed;
-      r->fail(Error(code, std::string("cannot ") + verb + " repository \"" + name + "\": " + active.job.message));
+      // A classified restic error names the repository already.
+      if (active.error && active.error->code() != ErrorCode::Failed) return r->fail(*active.error);
+      r->fail(Error(ErrorCode::Failed, std::string("cannot ") + verb + " repository \"" + name + "\": " + active.job.message));
       return;
     }
     auto txn = m_store.begin();
