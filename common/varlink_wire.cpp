@@ -42,7 +42,33 @@ std::optional<std::string> Framer::next() {
 
 namespace {
 
+// Deeper than any message of the interface needs; the parser and json's copies recurse, so
+// a hostile nesting depth would otherwise overflow the stack.
+constexpr int kMaxNestingDepth = 64;
+
+bool nestedTooDeep(std::string_view text) {
+  int depth = 0;
+  bool inString = false, escaped = false;
+  for (char c : text) {
+    if (inString) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') inString = false;
+      continue;
+    }
+    if (c == '"') inString = true;
+    else if (c == '{' || c == '[') {
+      if (++depth > kMaxNestingDepth) return true;
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return false;
+}
+
 json parseObject(std::string_view text) {
+  if (nestedTooDeep(text))
+    throw Error(ErrorCode::InvalidRequest, "the message nests objects or arrays deeper than " + std::to_string(kMaxNestingDepth) + " levels");
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded())
     throw Error(ErrorCode::InvalidRequest, "the message is not valid JSON; send one JSON object terminated by a NUL byte");

@@ -71,50 +71,61 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
   }
 
+  // Reading pauses while enough calls wait (backpressure): a client that pipelines many calls
+  // is slowed down, never answered out of order.
+  bool readingPaused() const {
+    return m_pending.size() >= m_server.m_limits.maxPendingCalls || m_framer.buffered() >= m_server.m_limits.maxMessageSize;
+  }
+
+  void updateEvents() {
+    if (!m_source || m_closed) return;
+    uint32_t events = 0;
+    if (!m_readClosed && !readingPaused()) events |= static_cast<uint32_t>(EPOLLIN | EPOLLRDHUP);
+    if (!m_out.empty()) events |= static_cast<uint32_t>(EPOLLOUT);
+    m_source->setEvents(events);
+  }
+
   void readAll() {
     char buf[65536];
-    for (int round = 0; round < 16; ++round) {
+    for (int round = 0; round < 16 && !readingPaused(); ++round) {
       ssize_t n = ::recv(m_fd, buf, sizeof(buf), MSG_DONTWAIT);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
       if (n <= 0) {
         // EOF: a client that half-closes after its last call still gets its replies.
         m_readClosed = true;
-        m_source->setEvents(m_out.empty() ? 0U : static_cast<uint32_t>(EPOLLOUT));
-        dispatchNext();
-        return;
+        break;
       }
       m_framer.feed(std::string_view(buf, static_cast<size_t>(n)));
-      while (auto message = m_framer.next()) queueMessage(std::move(*message));
-      if (m_closed) return;
-      if (m_framer.overflowed()) {
-        log::notice("varlink: dropping client pid " + std::to_string(m_caller.pid) + " uid " + std::to_string(m_caller.uid) +
-                    ": message larger than " + std::to_string(m_server.m_limits.maxMessageSize) + " bytes");
-        // No resynchronisation is possible: answer, then close.
-        send(errorReply(Error(ErrorCode::MessageTooLarge, "the message is larger than " +
-                                                              std::to_string(m_server.m_limits.maxMessageSize) +
-                                                              " bytes; the connection is closed")));
-        m_closeAfterFlush = true;
-        m_readClosed = true;
-        m_source->setEvents(EPOLLOUT);
-        flush();
-        return;
-      }
+      pullMessages();
+      if (m_closed || m_overflowed) break;
       if (static_cast<size_t>(n) < sizeof(buf)) break;
     }
+    updateEvents();
     dispatchNext();
   }
 
-  void queueMessage(std::string message) {
-    if (m_pending.size() >= m_server.m_limits.maxPendingCalls) {
-      send(errorReply(Error(ErrorCode::Busy, "too many calls queued on this connection; wait for replies before sending more")));
-      m_closeAfterFlush = true;
-      m_readClosed = true;
-      m_source->setEvents(EPOLLOUT);
-      flush();
-      return;
+  // Moves complete messages from the framer into the queue, as far as the queue has room.
+  void pullMessages() {
+    while (m_pending.size() < m_server.m_limits.maxPendingCalls) {
+      auto message = m_framer.next();
+      if (!message) break;
+      m_pending.push_back(std::move(*message));
     }
-    m_pending.push_back(std::move(message));
+    if (m_framer.overflowed()) {
+      log::notice("varlink: dropping client pid " + std::to_string(m_caller.pid) + " uid " + std::to_string(m_caller.uid) +
+                  ": message larger than " + std::to_string(m_server.m_limits.maxMessageSize) + " bytes");
+      // No resynchronisation is possible: the calls before it are answered, then the error, then close.
+      m_overflowed = true;
+      m_readClosed = true;
+    }
+  }
+
+  void sendOverflowError() {
+    m_closeAfterFlush = true;
+    send(errorReply(Error(ErrorCode::MessageTooLarge, "the message is larger than " + std::to_string(m_server.m_limits.maxMessageSize) +
+                                                          " bytes; the connection is closed")));
+    updateEvents();
   }
 
   void dispatchNext();
@@ -142,8 +153,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       close("disconnected");
       return;
     }
-    uint32_t events = (m_readClosed ? 0U : static_cast<uint32_t>(EPOLLIN | EPOLLRDHUP)) | (m_out.empty() ? 0U : static_cast<uint32_t>(EPOLLOUT));
-    if (m_source) m_source->setEvents(events);
+    updateEvents();
   }
 
   Server& m_server;
@@ -157,6 +167,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool m_closed = false;
   bool m_readClosed = false;
   bool m_closeAfterFlush = false;
+  bool m_overflowed = false;
   std::vector<std::function<void()>> m_goneCallbacks;
 };
 
@@ -261,7 +272,9 @@ void handleService(const std::string& member, const json& parameters, Call& call
 }  // namespace
 
 void Connection::dispatchNext() {
-  while (!m_closed && !m_active && !m_pending.empty()) {
+  while (!m_closed && !m_active) {
+    if (m_pending.empty() && !m_overflowed) pullMessages();
+    if (m_pending.empty()) break;
     std::string text = std::move(m_pending.front());
     m_pending.pop_front();
     CallMessage message;
@@ -294,7 +307,13 @@ void Connection::dispatchNext() {
       call->fail(Error(ErrorCode::Internal, std::string("internal error: ") + e.what()));
     }
   }
-  if (!m_closed && m_readClosed && !m_active && m_pending.empty() && m_out.empty()) close("disconnected");
+  if (m_closed || m_active || !m_pending.empty()) return updateEvents();
+  if (m_overflowed) {
+    if (!m_closeAfterFlush) sendOverflowError();
+    return;
+  }
+  if (m_readClosed && m_out.empty()) return close("disconnected");
+  updateEvents();
 }
 
 void Connection::close(const char* why) {

@@ -22,7 +22,7 @@ class Server {
  public:
   struct Limits {
     size_t maxMessageSize;
-    size_t maxPendingCalls = 64;                   // pipelined calls queued on one connection
+    size_t maxPendingCalls = 64;                   // pipelined calls parsed ahead; beyond, reading pauses
     size_t maxOutputBuffer = 64 * 1024 * 1024;     // a reader slower than this is dropped
     size_t maxConnections = 512;
   };
