@@ -184,6 +184,9 @@ void Service::listFiles(const json& p, const RequestPtr& r) {
         return r->fail(Error(ErrorCode::NotFound, "no snapshot \"" + snapshot + "\" in repository \"" + name + "\""));
       return r->fail(restic::classifyFailure(result->signal ? 128 + result->signal : result->exitCode, state->stderrText, name));
     }
+    // restic 0.14 exits 0 for an unknown snapshot ("Ignoring ...: no matching ID found"): no header line then.
+    if (state->header.is_null())
+      return r->fail(Error(ErrorCode::NotFound, "no snapshot \"" + snapshot + "\" in repository \"" + name + "\""));
     if (state->total == 0 && path != "/")
       return r->fail(Error(ErrorCode::NotFound, "no path " + path + " in snapshot " + snapshot + " of repository \"" + name + "\""));
     r->reply({{"snapshot", state->header}, {"nodes", std::move(state->batch)}});
