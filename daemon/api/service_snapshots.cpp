@@ -28,8 +28,9 @@ void Service::invalidateSnapshots(const std::string& repositoryId, bool refreshN
   if (!refreshNow) return;
   for (const auto& repo : allRepositories()) {
     if (repo.id != repositoryId) continue;
-    refreshSnapshots(repo, [name = repo.name](std::optional<Error> error, const std::vector<core::Snapshot>&) {
-      if (error) log::warning("cannot refresh the snapshot list of repository \"" + name + "\": " + error->what());
+    refreshSnapshots(repo, [this, name = repo.name](std::optional<Error> error, const std::vector<core::Snapshot>&) {
+      // A refresh cut short by shutdown is expected; the stale mark makes the next start refresh.
+      if (error && !m_stopping) log::warning("cannot refresh the snapshot list of repository \"" + name + "\": " + error->what());
     });
   }
 }
