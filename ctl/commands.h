@@ -15,5 +15,6 @@ void addRestoreCommand(CLI::App& app, Context& ctx);
 void addJobCommands(CLI::App& app, Context& ctx);
 void addSnapshotCommands(CLI::App& app, Context& ctx);
 void addConfigCommands(CLI::App& app, Context& ctx);
+void addSecretsCommands(CLI::App& app, Context& ctx);
 
 }  // namespace zerobyte::ctl

@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
   ctl::addJobCommands(app, ctx);
   ctl::addSnapshotCommands(app, ctx);
   ctl::addConfigCommands(app, ctx);
+  ctl::addSecretsCommands(app, ctx);
   app.footer(kFooter);  // after the subcommands, which would otherwise inherit it
 
   try {

@@ -203,6 +203,8 @@ std::string jobSummaryLine(const nlohmann::json& job) {
   if (state == "succeeded") {
     line = head + " succeeded" + (took.empty() ? "" : " in " + took);
     if (!outcome.empty()) line += ": " + outcome;
+    // A password change says what became of the old key.
+    else if (field(job, "operation") == "change-password" && !message.empty()) line += ": " + message;
   } else if (state == "warning") {
     line = head + " finished with warnings" + (took.empty() ? "" : " in " + took);
     if (!outcome.empty()) line += ": " + outcome;

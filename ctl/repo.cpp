@@ -1,9 +1,12 @@
-// zerobytectl repo: create, import, list, show and delete restic repositories.
+// zerobytectl repo: create, import, list, show and delete restic repositories; reveal and change their passwords.
 #include "ctl/commands.h"
 #include "ctl/output.h"
 #include "ctl/password.h"
 #include "ctl/paths.h"
+#include "ctl/progress.h"
 #include "ctl/record_format.h"
+
+#include <string.h>
 
 #include <iostream>
 #include <memory>
@@ -117,6 +120,39 @@ int deleteRepo(Context& ctx, const std::string& name) {
   return 0;
 }
 
+struct PasswordOptions {
+  std::string name;
+  bool reveal = false;
+  bool follow = false;
+};
+
+int revealPassword(Context& ctx, const PasswordOptions& options) {
+  if (!options.reveal) {
+    std::cerr << sanitize("'zerobytectl repo password " + options.name +
+                          "' prints the repository's password in clear text (for restic used by hand). "
+                          "Add --reveal to do that; every reveal is recorded in zerobyted's journal.")
+              << "\n";
+    return 2;
+  }
+  nlohmann::json reply = ctx.call("RevealRepositoryPassword", {{"name", options.name}});
+  if (ctx.json) {
+    ctx.printJson(reply);
+  } else {
+    // Exactly the password and a newline, so that it can be piped (never sanitized: it must be exact).
+    std::cout << field(reply, "password") << "\n" << std::flush;
+  }
+  if (auto it = reply.find("password"); it != reply.end() && it->is_string()) {
+    auto& text = it->get_ref<std::string&>();
+    explicit_bzero(text.data(), text.size());
+  }
+  return 0;
+}
+
+int changePassword(Context& ctx, const PasswordOptions& options) {
+  announce(ctx, "Changing the password of repository " + options.name + "…");
+  return reportStartedJob(ctx, ctx.call("ChangeRepositoryPassword", {{"name", options.name}}), options.follow);
+}
+
 void addLocationOptions(CLI::App& command, RepoOptions& options) {
   command.add_option("NAME", options.name, "Repository name ([a-z0-9][a-z0-9_-]*)")->type_name("")->required();
   command.add_option("--type", options.type, "Repository type (local)")->type_name("TYPE")->capture_default_str();
@@ -164,6 +200,28 @@ void addRepoCommands(CLI::App& app, Context& ctx) {
       addCommand(*repo, ctx, "delete", "Remove a repository from zerobyted (its data is not touched)");
   remove->add_option("NAME", *name, "Repository name")->type_name("")->required();
   remove->callback([&ctx, name] { ctx.action = [&ctx, name] { return deleteRepo(ctx, *name); }; });
+
+  auto reveal = std::make_shared<PasswordOptions>();
+  CLI::App* password = addCommand(*repo, ctx, "password", "Print a repository's password (needs --reveal; audited)");
+  password->add_option("NAME", reveal->name, "Repository name")->type_name("")->required();
+  password->add_flag("--reveal", reveal->reveal,
+                     "Print the password in clear text on stdout, followed by a newline and nothing else");
+  password->footer(
+      "Needs the action org.zerobyte.daemon1.export-secret (root or the admin group); every\n"
+      "reveal, and every refused attempt, is recorded in zerobyted's journal.\n"
+      "Example, running restic by hand:\n"
+      "  zerobytectl repo password main --reveal | restic -r /srv/backup/main --password-file /dev/stdin snapshots");
+  password->callback([&ctx, reveal] { ctx.action = [&ctx, reveal] { return revealPassword(ctx, *reveal); }; });
+
+  auto change = std::make_shared<PasswordOptions>();
+  CLI::App* changeCommand = addCommand(*repo, ctx, "change-password",
+                                       "Give a repository a new generated password (restic key add, then key remove; starts a job)");
+  changeCommand->add_option("NAME", change->name, "Repository name")->type_name("")->required();
+  changeCommand->add_flag("--follow,-f", change->follow, "Show progress until the job ends; exit status from its outcome");
+  changeCommand->footer(
+      "The new password is 256 random bits, stored encrypted; the old key is removed only after the\n"
+      "new password was proven to open the repository. Declared repositories are read-only here.");
+  changeCommand->callback([&ctx, change] { ctx.action = [&ctx, change] { return changePassword(ctx, *change); }; });
 }
 
 }  // namespace zerobyte::ctl

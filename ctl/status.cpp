@@ -5,6 +5,9 @@
 #include "ctl/record_format.h"
 
 #include <iostream>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace zerobyte::ctl {
 namespace {
@@ -17,7 +20,7 @@ int showStatus(Context& ctx) {
   }
   std::string version = field(reply, "version", "unknown");
   if (version != kVersion) version += " (zerobytectl " + std::string(kVersion) + ")";
-  std::cout << formatFields({
+  std::vector<std::pair<std::string, std::string>> fields{
       {"Version", version},
       {"restic", field(reply, "restic_version", "unknown")},
       {"Uptime", formatDuration(static_cast<double>(intField(reply, "uptime_seconds")))},
@@ -26,7 +29,11 @@ int showStatus(Context& ctx) {
       {"Volumes", std::to_string(intField(reply, "volumes"))},
       {"Repositories", std::to_string(intField(reply, "repositories"))},
       {"Authorization", field(reply, "authorization", "unknown")},
-  });
+  };
+  // Only administrators are told where the master key comes from (null for others).
+  if (const auto& masterKey = objectField(reply, "master_key"); !masterKey.empty())
+    fields.emplace_back("Master key", field(masterKey, "source", "unknown") + " (key id " + field(masterKey, "key_id", "?") + ")");
+  std::cout << formatFields(fields);
   return 0;
 }
 

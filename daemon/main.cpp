@@ -2,6 +2,7 @@
 #include "common/names.h"
 #include "common/version.h"
 #include "daemon/api/authorizer.h"
+#include "daemon/api/master_key_rotation.h"
 #include "daemon/api/service.h"
 #include "daemon/config/config.h"
 #include "daemon/log/log.h"
@@ -16,6 +17,7 @@
 
 #include <fcntl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -130,6 +132,8 @@ int main(int argc, char** argv) {
   umask(0077);
   // Secrets live in this process: no core dumps, no ptrace by non-root.
   prctl(PR_SET_DUMPABLE, 0);
+  struct rlimit noCore {0, 0};
+  setrlimit(RLIMIT_CORE, &noCore);
 
   config::Config config;
   try {
@@ -164,9 +168,14 @@ int main(int argc, char** argv) {
       throw Error(ErrorCode::Failed, "cannot read the version of " + restic + " (exit " + std::to_string(versionRun.exitCode) + ")");
     log::info("zerobyted " + std::string(kVersion) + " starting; restic " + version->text + " at " + restic);
 
-    secrets::Vault vault(secrets::loadOrCreateMasterKey(stateDir));
-    log::info("master key: " + vault.source());
+    // The state directory holds the master key and the sealed secrets: nobody else may look in.
+    secrets::checkStateDirectory(stateDir);
     store::Store store(stateDir);
+    // A store that holds sealed secrets needs the key that sealed them, never a freshly generated one.
+    secrets::Vault vault(secrets::loadMasterKey(stateDir, store.masterKeyCredential(), !api::storeHoldsSealedSecrets(store)));
+    api::reconcileKeyring(store, vault, stateDir);
+    log::info("master key: " + vault.source() + " (key id " + secrets::hexKeyId(vault.keyId()) + ")" +
+              (vault.locked() ? "" : "; its memory could not be locked against swapping (RLIMIT_MEMLOCK)"));
 
     loop::blockSignals();
     loop::EventLoop loop;

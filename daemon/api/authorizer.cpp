@@ -15,6 +15,7 @@ std::string_view actionName(Action action) {
     case Action::Restore: return "restore";
     case Action::Manage: return "manage";
     case Action::Admin: return "admin";
+    case Action::ExportSecret: return "export-secret";
   }
   return "admin";
 }
@@ -51,8 +52,15 @@ bool GroupAuthorizer::isAdmin(uid_t uid, gid_t gid) const {
 }
 
 void GroupAuthorizer::check(const Caller& caller, Action action, std::function<void(bool)> done) {
-  if (action == Action::View) return done(true);
-  done(isAdmin(caller.uid, caller.gid));
+  switch (action) {
+    case Action::View: return done(true);
+    case Action::Backup:
+    case Action::Restore:
+    case Action::Manage:
+    case Action::Admin:
+    case Action::ExportSecret: return done(isAdmin(caller.uid, caller.gid));
+  }
+  done(false);
 }
 
 }  // namespace zerobyte::api

@@ -9,8 +9,9 @@
 
 namespace zerobyte::api {
 
-// polkit action ids are "org.zerobyte.daemon1.<name>".
-enum class Action { View, Backup, Restore, Manage, Admin };
+// polkit action ids are "org.zerobyte.daemon1.<name>". ExportSecret ("export-secret") is revealing a
+// stored secret: its own action so that a policy can ask for it separately (auth_admin, never cached).
+enum class Action { View, Backup, Restore, Manage, Admin, ExportSecret };
 std::string_view actionName(Action action);
 std::string actionId(Action action);
 
@@ -23,7 +24,8 @@ class Authorizer {
   virtual std::string mode() const = 0;
 };
 
-// Until polkit: viewing is open to everyone; everything else is root's and the admin group's.
+// Until polkit: viewing is open to everyone; everything else (revealing a secret included) is root's and
+// the admin group's.
 class GroupAuthorizer : public Authorizer {
  public:
   explicit GroupAuthorizer(std::string adminGroup);

@@ -2,7 +2,9 @@
 #include "daemon/api/service.h"
 
 #include "common/version.h"
+#include "daemon/api/audit.h"
 #include "daemon/api/json_mapping.h"
+#include "daemon/api/master_key_rotation.h"
 #include "daemon/api/service_internal.h"
 #include "daemon/core/validation.h"
 #include "daemon/log/log.h"
@@ -114,6 +116,10 @@ const std::vector<Service::MethodSpec>& Service::methods() {
       {"CancelJob", Action::Backup, {{"id", I, true}}, &Service::cancelJob},
       {"ListSnapshots", Action::View, {{"repository", S, true}, {"refresh", B, false}}, &Service::listSnapshots},
       {"ListFiles", Action::View, {{"repository", S, true}, {"snapshot", S, true}, {"path", S, false}}, &Service::listFiles},
+      {"RevealRepositoryPassword", Action::ExportSecret, {{"name", S, true}}, &Service::revealRepositoryPassword},
+      {"ChangeRepositoryPassword", Action::Manage, {{"name", S, true}}, &Service::changeRepositoryPassword},
+      {"RotateMasterKey", Action::Admin, {{"source", S, false}, {"path", S, false}, {"credential", S, false}},
+       &Service::rotateMasterKey},
   };
   return table;
 }
@@ -149,6 +155,12 @@ void Service::dispatch(const std::string& method, const json& parameters, Reques
     if (!allowed) {
       log::notice("denied " + actionId(action) + " to uid " + std::to_string(request->caller().uid) + " (pid " +
                   std::to_string(request->caller().pid) + ")");
+      // Every attempt to read a secret is audited, refused ones too.
+      if (action == Action::ExportSecret) {
+        auto name = parameters.find("name");
+        audit(request->caller(), action, name != parameters.end() && name->is_string() ? name->get<std::string>() : "",
+              "denied");
+      }
       request->fail(Error(ErrorCode::NotAuthorized,
                           "not authorized to " + std::string(actionName(action)) + " (action " + actionId(action) +
                               "); ask an administrator, or run as root or as a member of the admin group",
@@ -278,14 +290,21 @@ std::optional<size_t> Service::cachedSnapshotCount(const std::string& repository
 // ---- status ----
 
 void Service::getStatus(const json&, const RequestPtr& r) {
-  r->reply({{"version", kVersion},
-            {"restic_version", m_settings.resticVersion},
-            {"uptime_seconds", now() - m_startTime},
-            {"running_jobs", runningJobs()},
-            {"queued_jobs", queuedJobs()},
-            {"volumes", allVolumes().size()},
-            {"repositories", allRepositories().size()},
-            {"authorization", m_authorizer.mode()}});
+  json reply = {{"version", kVersion},
+                {"restic_version", m_settings.resticVersion},
+                {"uptime_seconds", now() - m_startTime},
+                {"running_jobs", runningJobs()},
+                {"queued_jobs", queuedJobs()},
+                {"volumes", allVolumes().size()},
+                {"repositories", allRepositories().size()},
+                {"authorization", m_authorizer.mode()}};
+  // Where the master key comes from is for administrators: the same check as any admin action.
+  m_authorizer.check(r->caller(), Action::Admin, [this, r, reply = std::move(reply)](bool admin) mutable {
+    if (!r->alive()) return;
+    reply["master_key"] = admin ? json{{"source", m_vault.source()}, {"key_id", secrets::hexKeyId(m_vault.keyId())}}
+                                : json(nullptr);
+    r->reply(std::move(reply));
+  });
 }
 
 // ---- volumes ----
@@ -387,7 +406,7 @@ void Service::addRepository(const std::string& name, const std::string& type, co
   repo.path = path;
   repo.ownerUid = r->caller().uid;
   repo.created = now();
-  repo.password = m_vault.seal(password, "repositories/" + repo.id);
+  repo.password = m_vault.seal(password, passwordRecord(repo));
   m_pendingNames.insert(name);
 
   core::Job job;

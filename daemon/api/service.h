@@ -25,6 +25,7 @@ class Store;
 }
 namespace zerobyte::secrets {
 class Vault;
+class SecretString;
 }
 
 namespace zerobyte::api {
@@ -92,6 +93,10 @@ class Service {
   // Snapshots
   void listSnapshots(const nlohmann::json& p, const RequestPtr& r);
   void listFiles(const nlohmann::json& p, const RequestPtr& r);
+  // Secrets
+  void revealRepositoryPassword(const nlohmann::json& p, const RequestPtr& r);
+  void changeRepositoryPassword(const nlohmann::json& p, const RequestPtr& r);
+  void rotateMasterKey(const nlohmann::json& p, const RequestPtr& r);
 
   // Lookups
   std::vector<core::Volume> allVolumes() const;
@@ -108,17 +113,42 @@ class Service {
   core::RepositoryLocks::Ticket runTask(std::shared_ptr<Task> task);
   restic::RepositoryContext contextFor(const core::Repository& repository) const;
   std::vector<std::string> resticEnvironment(const restic::RepositoryContext& ctx) const;
-  std::string passwordOf(const core::Repository& repository) const;
+  // The password as stored now (not as `repository` was copied earlier: a password change or a
+  // master key rotation may have happened since), or resolved from its reference.
+  secrets::SecretString passwordOf(const core::Repository& repository) const;
 
   // Jobs
   uint64_t submitJob(core::Job job, const core::Repository& repository, std::optional<std::string> passwordOverride,
                      std::function<void(ActiveJob&, bool success)> onFinished);
+  // Stores a new job as queued and tracks it; the caller attaches its task and lock ticket.
+  ActiveJob& registerJob(core::Job job, const core::Repository& repository, std::function<void(ActiveJob&, bool)> onFinished);
+  // The common end of every job once its state and message are set: persisted, logged,
+  // followers answered, forgotten.
+  void completeJob(uint64_t id);
   void onJobStdout(ActiveJob& job, std::string_view line);
   void onJobStderr(ActiveJob& job, std::string_view line);
   void finishJob(uint64_t id, const process::ProcessResult* result, std::optional<Error> failure);
   void persist(const core::Job& job);
   void pushProgress(ActiveJob& job, bool force);
   void appendLog(core::Job& job, std::string_view line);
+
+  // Password changes: a job of several restic runs under one exclusive lock (service_password_change.cpp).
+  struct PasswordChange;
+  using StepDone = std::function<void(const process::ProcessResult*, std::optional<Error>)>;
+  // `resume`: finish a change a restart interrupted (the record still has a pending password).
+  uint64_t submitPasswordChange(core::Job job, const core::Repository& repository, bool resume);
+  void beginPasswordChange(const std::shared_ptr<PasswordChange>& change);
+  void passwordChangeKeyList(const std::shared_ptr<PasswordChange>& change);
+  void passwordChangeKeyAdd(const std::shared_ptr<PasswordChange>& change);
+  void passwordChangeVerify(const std::shared_ptr<PasswordChange>& change);
+  void passwordChangeSwitch(const std::shared_ptr<PasswordChange>& change);
+  void passwordChangeRemoveOldKey(const std::shared_ptr<PasswordChange>& change);
+  void runPasswordChangeStep(const std::shared_ptr<PasswordChange>& change, std::vector<std::string> argv,
+                             std::vector<std::pair<int, std::string>> secrets, bool logStdout, StepDone done);
+  void dropPendingPassword(const std::shared_ptr<PasswordChange>& change);
+  void endPasswordChange(const std::shared_ptr<PasswordChange>& change, core::JobState state, std::string message,
+                         std::optional<Error> error = std::nullopt);
+  void passwordChangeLog(const std::shared_ptr<PasswordChange>& change, const std::string& line);
 
   // Snapshot cache
   void invalidateSnapshots(const std::string& repositoryId, bool refreshNow);

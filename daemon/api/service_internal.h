@@ -49,4 +49,7 @@ bool boolParam(const nlohmann::json& p, const char* key);
 // Random hex id for new resources.
 std::string newId();
 
+// mkdir 0700 unless it exists (restic's cache directories). Throws Error(Failed).
+void ensureDirectory(const std::string& path);
+
 }  // namespace zerobyte::api

@@ -1,5 +1,6 @@
 // The service layer: jobs (backup, restore, forget, init, import, unlock), their restic children and followers.
 #include "daemon/api/json_mapping.h"
+#include "daemon/api/master_key_rotation.h"
 #include "daemon/api/service.h"
 #include "daemon/api/service_internal.h"
 #include "daemon/core/validation.h"
@@ -23,12 +24,12 @@ constexpr size_t kMaxWarnings = 1000;
 constexpr size_t kStderrTailBytes = 16 * 1024;
 constexpr uint64_t kPushIntervalUsec = 250000;  // at most four progress replies a second
 
+}  // namespace
+
 void ensureDirectory(const std::string& path) {
   if (mkdir(path.c_str(), 0700) < 0 && errno != EEXIST)
     throw Error(ErrorCode::Failed, "cannot create " + path + ": " + std::strerror(errno));
 }
-
-}  // namespace
 
 // ---- restic children under the repository lock ----
 
@@ -45,11 +46,13 @@ std::vector<std::string> Service::resticEnvironment(const restic::RepositoryCont
   return restic::environment(ctx, m_settings.cacheDirectory, m_settings.cacheDirectory + "/tmp");
 }
 
-std::string Service::passwordOf(const core::Repository& repository) const {
-  if (!repository.passwordRef.empty()) return secrets::resolveReference(repository.passwordRef).value();
-  if (repository.password.empty())
-    throw Error(ErrorCode::SecretUnavailable, "repository \"" + repository.name + "\" has no password set");
-  return m_vault.open(repository.password, "repositories/" + repository.id).value();
+secrets::SecretString Service::passwordOf(const core::Repository& repository) const {
+  if (!repository.passwordRef.empty()) return secrets::resolveReference(repository.passwordRef);
+  std::optional<core::Repository> stored = repository.declared ? std::nullopt : m_store.repository(repository.id);
+  const core::Repository& current = stored ? *stored : repository;
+  if (current.password.empty())
+    throw Error(ErrorCode::SecretUnavailable, "repository \"" + current.name + "\" has no password set");
+  return m_vault.open(current.password, passwordRecord(current));
 }
 
 core::RepositoryLocks::Ticket Service::runTask(std::shared_ptr<Task> task) {
@@ -66,7 +69,7 @@ core::RepositoryLocks::Ticket Service::runTask(std::shared_ptr<Task> task) {
         process::ProcessSpec spec;
         spec.argv = task->args(ctx);
         spec.env = resticEnvironment(ctx);
-        spec.secret = task->passwordOverride ? *task->passwordOverride : passwordOf(task->repository);
+        spec.secret = task->passwordOverride ? *task->passwordOverride : passwordOf(task->repository).value();
         spec.secretFd = ctx.passwordFd;
         spec.killGrace = std::chrono::seconds(m_settings.cancelGraceSeconds);
         process::ProcessCallbacks callbacks;
@@ -91,8 +94,8 @@ core::RepositoryLocks::Ticket Service::runTask(std::shared_ptr<Task> task) {
 
 // ---- jobs ----
 
-uint64_t Service::submitJob(core::Job job, const core::Repository& repository, std::optional<std::string> passwordOverride,
-                            std::function<void(ActiveJob&, bool)> onFinished) {
+Service::ActiveJob& Service::registerJob(core::Job job, const core::Repository& repository,
+                                         std::function<void(ActiveJob&, bool)> onFinished) {
   job.state = core::JobState::Queued;
   job.created = now();
   job.repositoryId = repository.id;
@@ -108,12 +111,21 @@ uint64_t Service::submitJob(core::Job job, const core::Repository& repository, s
   active->job = std::move(job);
   active->repository = repository;
   active->onFinished = std::move(onFinished);
+  return *m_jobs.emplace(id, std::move(active)).first->second;
+}
+
+uint64_t Service::submitJob(core::Job job, const core::Repository& repository, std::optional<std::string> passwordOverride,
+                            std::function<void(ActiveJob&, bool)> onFinished) {
+  if (job.operation == core::JobOperation::ChangePassword)
+    throw Error(ErrorCode::Internal, "a password change is submitted with submitPasswordChange");
+  ActiveJob& active = registerJob(std::move(job), repository, std::move(onFinished));
+  const uint64_t id = active.job.id;
 
   auto task = std::make_shared<Task>();
   task->repository = repository;
-  task->mode = core::needsExclusiveLock(active->job.operation) ? core::LockMode::Exclusive : core::LockMode::Shared;
+  task->mode = core::needsExclusiveLock(active.job.operation) ? core::LockMode::Exclusive : core::LockMode::Shared;
   task->passwordOverride = std::move(passwordOverride);
-  const core::Job& j = active->job;
+  const core::Job& j = active.job;
   switch (j.operation) {
     case core::JobOperation::Backup: {
       auto volume = findVolume(j.volumeName);
@@ -136,6 +148,7 @@ uint64_t Service::submitJob(core::Job job, const core::Repository& repository, s
     case core::JobOperation::Init: task->args = [](const restic::RepositoryContext& ctx) { return restic::initArgs(ctx); }; break;
     case core::JobOperation::Import: task->args = [](const restic::RepositoryContext& ctx) { return restic::catConfigArgs(ctx); }; break;
     case core::JobOperation::Unlock: task->args = [](const restic::RepositoryContext& ctx) { return restic::unlockArgs(ctx); }; break;
+    case core::JobOperation::ChangePassword: break;  // refused above
   }
   task->onStdout = [this, id](std::string_view line) {
     if (auto it = m_jobs.find(id); it != m_jobs.end()) onJobStdout(*it->second, line);
@@ -158,9 +171,8 @@ uint64_t Service::submitJob(core::Job job, const core::Repository& repository, s
     if (onJobsChanged) onJobsChanged();
   };
   task->onDone = [this, id](const process::ProcessResult* result, std::optional<Error> failure) { finishJob(id, result, std::move(failure)); };
-  active->task = task;
-  m_jobs.emplace(id, std::move(active));
-  m_jobs[id]->ticket = runTask(task);
+  active.task = task;
+  active.ticket = runTask(task);
   if (onJobsChanged) onJobsChanged();
   return id;
 }
@@ -244,9 +256,6 @@ void Service::finishJob(uint64_t id, const process::ProcessResult* result, std::
   if (it == m_jobs.end()) return;
   ActiveJob& a = *it->second;
   core::Job& j = a.job;
-  j.finished = now();
-  j.progress.currentFiles.clear();
-  j.progress.secondsRemaining.reset();
   if (failure) {
     j.state = failure->code() == ErrorCode::Cancelled ? core::JobState::Cancelled : core::JobState::Failed;
     j.message = failure->what();
@@ -270,6 +279,7 @@ void Service::finishJob(uint64_t id, const process::ProcessResult* result, std::
       case core::JobOperation::Init: j.message = "repository initialised at " + a.repository.path; break;
       case core::JobOperation::Import: j.message = "repository at " + a.repository.path + " opened with the given password"; break;
       case core::JobOperation::Unlock: j.message = "stale locks removed"; break;
+      case core::JobOperation::ChangePassword: j.message = "password changed"; break;
     }
   } else if (j.operation == core::JobOperation::Backup && result->exitCode == 3) {
     j.state = core::JobState::Warning;
@@ -285,6 +295,17 @@ void Service::finishJob(uint64_t id, const process::ProcessResult* result, std::
     j.message = e.what();
     a.error = e;
   }
+  completeJob(id);
+}
+
+void Service::completeJob(uint64_t id) {
+  auto it = m_jobs.find(id);
+  if (it == m_jobs.end()) return;
+  ActiveJob& a = *it->second;
+  core::Job& j = a.job;
+  j.finished = now();
+  j.progress.currentFiles.clear();
+  j.progress.secondsRemaining.reset();
   bool success = j.state == core::JobState::Succeeded || j.state == core::JobState::Warning;
   bool deferPersist = success && (j.operation == core::JobOperation::Init || j.operation == core::JobOperation::Import);
   if (!deferPersist) persist(j);  // init/import write the job together with the new repository
@@ -451,6 +472,11 @@ void Service::cancelJob(const json& p, const RequestPtr& r) {
     throw Error(ErrorCode::Conflict, "job " + std::to_string(id) + " has already ended (" + std::string(core::toString(job->state)) + ")");
   }
   ActiveJob& a = *it->second;
+  // Between its restic runs a password change holds secrets the repository and the store must agree on.
+  if (a.job.operation == core::JobOperation::ChangePassword && a.job.state == core::JobState::Running)
+    throw Error(ErrorCode::Conflict, "job " + std::to_string(id) + " is changing the password of repository \"" +
+                                         a.job.repositoryName +
+                                         "\" and cannot be cancelled once it has started; it ends within seconds");
   a.cancelReason = "cancelled by uid " + std::to_string(r->caller().uid);
   log::info("job " + std::to_string(id) + " " + a.cancelReason);
   if (!a.process) {
@@ -491,6 +517,15 @@ void Service::recover() {
     job.operation = core::JobOperation::Unlock;
     job.startedByUid = 0;
     submitJob(std::move(job), repo, std::nullopt, nullptr);
+  }
+  // A pending password is a change that stopped half-way: the repository may or may not know it yet.
+  for (const auto& repo : m_store.repositories()) {
+    if (repo.pendingPassword.empty()) continue;
+    log::notice("repository \"" + repo.name + "\" has a password change zerobyted was stopped in; finishing it");
+    core::Job job;
+    job.operation = core::JobOperation::ChangePassword;
+    job.startedByUid = 0;
+    submitPasswordChange(std::move(job), repo, true);
   }
 }
 

@@ -7,13 +7,14 @@
 namespace zerobyte::core {
 namespace {
 
-constexpr std::array<std::pair<JobOperation, std::string_view>, 6> kOperations{{
+constexpr std::array<std::pair<JobOperation, std::string_view>, 7> kOperations{{
     {JobOperation::Backup, "backup"},
     {JobOperation::Restore, "restore"},
     {JobOperation::Forget, "forget"},
     {JobOperation::Init, "init"},
     {JobOperation::Import, "import"},
     {JobOperation::Unlock, "unlock"},
+    {JobOperation::ChangePassword, "change-password"},
 }};
 
 constexpr std::array<std::pair<JobState, std::string_view>, 7> kStates{{
@@ -50,7 +51,7 @@ std::optional<JobState> jobStateFromString(std::string_view s) { return valueOf<
 bool isFinished(JobState state) { return state != JobState::Queued && state != JobState::Running; }
 
 bool needsExclusiveLock(JobOperation op) {
-  return op == JobOperation::Forget || op == JobOperation::Unlock;
+  return op == JobOperation::Forget || op == JobOperation::Unlock || op == JobOperation::ChangePassword;
 }
 
 }  // namespace zerobyte::core

@@ -40,9 +40,12 @@ struct Repository {
   Timestamp created = 0;
   SealedSecret password;    // stored password, when passwordRef is empty
   std::string passwordRef;  // file://, env://, credential:// (declared repositories)
+  // While a password change runs (and after one was interrupted): the new password, which may
+  // or may not open the repository yet. Sealed with "repositories/<id>/pending-password".
+  SealedSecret pendingPassword;
 };
 
-enum class JobOperation { Backup, Restore, Forget, Init, Import, Unlock };
+enum class JobOperation { Backup, Restore, Forget, Init, Import, Unlock, ChangePassword };
 enum class JobState { Queued, Running, Succeeded, Warning, Failed, Cancelled, Interrupted };
 
 std::string_view toString(JobOperation op);
@@ -50,7 +53,7 @@ std::string_view toString(JobState state);
 std::optional<JobOperation> jobOperationFromString(std::string_view s);
 std::optional<JobState> jobStateFromString(std::string_view s);
 bool isFinished(JobState state);
-// Forget, unlock (and later check, prune) take the repository exclusively.
+// Forget, unlock, change-password (and later check, prune) take the repository exclusively.
 bool needsExclusiveLock(JobOperation op);
 
 struct JobProgress {

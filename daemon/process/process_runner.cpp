@@ -4,6 +4,8 @@
 #include "common/errors.h"
 #include "daemon/log/log.h"
 
+#include <openssl/crypto.h>
+
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/close_range.h>
@@ -13,6 +15,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -57,8 +61,27 @@ std::vector<char*> toCArray(std::vector<std::string>& strings) {
 }
 
 // Everything between fork and exec: async-signal-safe calls only.
-[[noreturn]] void childSetup(const ProcessSpec& spec, char** argv, char** envp, int outFd, int errFd, int secretFd, int statusFd,
-                             pid_t parent) {
+// The secrets a child receives: each sealed memfd and the fd number the child sees it as.
+struct SecretFds {
+  static constexpr int kFirst = 3;
+  static constexpr int kLast = 9;  // the child setup moves everything it keeps to 10 and above
+  std::array<int, kLast - kFirst + 1> source{};
+  std::array<int, kLast - kFirst + 1> target{};
+  size_t count = 0;
+
+  bool isTarget(int fd) const {
+    for (size_t i = 0; i < count; ++i)
+      if (target[i] == fd) return true;
+    return false;
+  }
+  void closeSources() {
+    for (size_t i = 0; i < count; ++i) closeFd(source[i]);
+    count = 0;
+  }
+};
+
+[[noreturn]] void childSetup(const ProcessSpec& spec, char** argv, char** envp, int outFd, int errFd, SecretFds secrets,
+                             int statusFd, pid_t parent) {
   auto fail = [&statusFd](int step) {
     int payload[2] = {step, errno};
     [[maybe_unused]] ssize_t n = ::write(statusFd, payload, sizeof(payload));
@@ -78,22 +101,25 @@ std::vector<char*> toCArray(std::vector<std::string>& strings) {
   int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (devnull < 0) fail(4);
   // Move every fd we keep to 10 and above first, so no dup2 below clobbers one of them.
-  int* keep[5] = {&devnull, &outFd, &errFd, &secretFd, &statusFd};
-  for (int* fd : keep) {
-    if (*fd >= 0 && *fd < 10) {
-      int moved = fcntl(*fd, F_DUPFD_CLOEXEC, 10);
+  const auto moveUp = [&fail](int& fd) {
+    if (fd >= 0 && fd < 10) {
+      int moved = fcntl(fd, F_DUPFD_CLOEXEC, 10);
       if (moved < 0) fail(5);
-      *fd = moved;
+      fd = moved;
     }
-  }
+  };
+  moveUp(devnull);
+  moveUp(outFd);
+  moveUp(errFd);
+  moveUp(statusFd);
+  for (size_t i = 0; i < secrets.count; ++i) moveUp(secrets.source[i]);
   if (dup2(devnull, 0) < 0 || dup2(outFd, 1) < 0 || dup2(errFd, 2) < 0) fail(6);
-  int firstFree = 3;
-  if (secretFd >= 0) {
-    if (dup2(secretFd, spec.secretFd) < 0) fail(7);
-    firstFree = spec.secretFd + 1;
-  }
+  // dup2 leaves the new fd without close-on-exec: the secrets survive exec, nothing else below 10 does.
+  for (size_t i = 0; i < secrets.count; ++i)
+    if (dup2(secrets.source[i], secrets.target[i]) < 0) fail(7);
   // Close everything else but the status pipe (close-on-exec: it closes when exec succeeds).
-  for (int fd = firstFree; fd < 10; ++fd) ::close(fd);
+  for (int fd = SecretFds::kFirst; fd < 10; ++fd)
+    if (!secrets.isTarget(fd)) ::close(fd);
   if (statusFd > 10) syscall(SYS_close_range, 10U, static_cast<unsigned>(statusFd - 1), 0U);
   syscall(SYS_close_range, static_cast<unsigned>(statusFd + 1), ~0U, 0U);
   if (spec.gid) {
@@ -155,11 +181,23 @@ Process::Process(ProcessRunner& runner, ProcessSpec spec, ProcessCallbacks callb
 Process::~Process() {
   closeFd(m_pipes[0]);
   closeFd(m_pipes[1]);
+  // Secrets still here were never handed to a child (start() failed before the fork).
+  if (m_spec.secret) OPENSSL_cleanse(m_spec.secret->data(), m_spec.secret->size());
+  for (auto& [target, secret] : m_spec.secrets) OPENSSL_cleanse(secret.data(), secret.size());
 }
 
 void Process::start() {
   if (m_spec.argv.empty() || m_spec.argv[0].empty() || m_spec.argv[0][0] != '/')
     throw Error(ErrorCode::Internal, "a child program must be given by absolute path");
+  std::vector<int> targets;
+  if (m_spec.secret) targets.push_back(m_spec.secretFd);
+  for (const auto& [target, secret] : m_spec.secrets) targets.push_back(target);
+  for (size_t i = 0; i < targets.size(); ++i) {
+    if (targets[i] < SecretFds::kFirst || targets[i] > SecretFds::kLast)
+      throw Error(ErrorCode::Internal, "a secret's fd must be from 3 to 9, not " + std::to_string(targets[i]));
+    if (std::find(targets.begin() + static_cast<long>(i) + 1, targets.end(), targets[i]) != targets.end())
+      throw Error(ErrorCode::Internal, "two secrets are given the same fd " + std::to_string(targets[i]));
+  }
   int outPipe[2], errPipe[2], statusPipe[2];
   if (pipe2(outPipe, O_CLOEXEC) < 0) throw Error(ErrorCode::Failed, std::string("pipe: ") + std::strerror(errno));
   if (pipe2(errPipe, O_CLOEXEC) < 0) {
@@ -171,10 +209,18 @@ void Process::start() {
     for (int fd : {outPipe[0], outPipe[1], errPipe[0], errPipe[1]}) ::close(fd);
     throw Error(ErrorCode::Failed, std::string("pipe: ") + std::strerror(errno));
   }
-  int secretFd = -1;
+  SecretFds secretFds;
   try {
-    if (m_spec.secret) secretFd = makeSecretFd(*m_spec.secret);
+    if (m_spec.secret) {
+      secretFds.source[secretFds.count] = makeSecretFd(*m_spec.secret);
+      secretFds.target[secretFds.count++] = m_spec.secretFd;
+    }
+    for (const auto& [target, secret] : m_spec.secrets) {
+      secretFds.source[secretFds.count] = makeSecretFd(secret);
+      secretFds.target[secretFds.count++] = target;
+    }
   } catch (...) {
+    secretFds.closeSources();
     for (int fd : {outPipe[0], outPipe[1], errPipe[0], errPipe[1], statusPipe[0], statusPipe[1]}) ::close(fd);
     throw;
   }
@@ -184,17 +230,19 @@ void Process::start() {
   auto envp = toCArray(envStrings);
   pid_t parent = getpid();
   pid_t pid = fork();
-  if (pid == 0) childSetup(m_spec, argv.data(), envp.data(), outPipe[1], errPipe[1], secretFd, statusPipe[1], parent);
+  if (pid == 0) childSetup(m_spec, argv.data(), envp.data(), outPipe[1], errPipe[1], secretFds, statusPipe[1], parent);
   int forkErrno = errno;
   ::close(outPipe[1]);
   ::close(errPipe[1]);
   ::close(statusPipe[1]);
-  if (secretFd >= 0) ::close(secretFd);
+  secretFds.closeSources();
+  // Wipe our copies; the memfds were the only other place.
   if (m_spec.secret) {
-    // Wipe our copy; the memfd was the only other place.
-    std::fill(m_spec.secret->begin(), m_spec.secret->end(), '\0');
+    OPENSSL_cleanse(m_spec.secret->data(), m_spec.secret->size());
     m_spec.secret.reset();
   }
+  for (auto& [target, secret] : m_spec.secrets) OPENSSL_cleanse(secret.data(), secret.size());
+  m_spec.secrets.clear();
   if (pid < 0) {
     for (int fd : {outPipe[0], errPipe[0], statusPipe[0]}) ::close(fd);
     throw Error(ErrorCode::Failed, std::string("fork failed: ") + std::strerror(forkErrno));

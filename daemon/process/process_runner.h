@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace zerobyte::process {
@@ -23,6 +24,9 @@ struct ProcessSpec {
   // Written to a sealed memfd that the child sees as `secretFd` (e.g. RESTIC_PASSWORD_FILE=/dev/fd/3).
   std::optional<std::string> secret;
   int secretFd = 3;
+  // More secrets, each in its own sealed memfd seen by the child as the given fd (e.g. restic's
+  // --new-password-file /dev/fd/4). Every fd is from 3 to 9 and used once, `secretFd` included.
+  std::vector<std::pair<int, std::string>> secrets;
   std::optional<uid_t> uid;  // drop to this user (and gid, no supplementary groups)
   std::optional<gid_t> gid;
   std::chrono::seconds timeout{0};     // 0: none; then cancelled as by cancel()

@@ -1,6 +1,7 @@
 // restic argv and environment: every child gets the same global flags and nothing from the daemon's environment.
 #include "daemon/restic/restic.h"
 
+#include <algorithm>
 #include <initializer_list>
 
 namespace zerobyte::restic {
@@ -93,6 +94,27 @@ std::vector<std::string> unlockArgs(const RepositoryContext& ctx) {
 }
 
 std::vector<std::string> versionArgs(const std::string& binary) { return {binary, "version"}; }
+
+std::vector<std::string> keyListArgs(const RepositoryContext& ctx) {
+  return command(ctx, {"key", "list"}, Lock::Skip, Json::On);
+}
+
+std::vector<std::string> keyAddArgs(const RepositoryContext& ctx, int newPasswordFd) {
+  auto argv = command(ctx, {"key", "add"}, Lock::Take, Json::Off);
+  argv.emplace_back("--new-password-file");
+  argv.push_back("/dev/fd/" + std::to_string(newPasswordFd));
+  return argv;
+}
+
+std::vector<std::string> keyRemoveArgs(const RepositoryContext& ctx, const std::string& keyId) {
+  const bool hex = std::all_of(keyId.begin(), keyId.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+  if (!hex || keyId.size() < 8 || keyId.size() > 64)
+    throw Error(ErrorCode::InvalidArgument, "\"" + keyId.substr(0, 80) + "\" is not a restic key id (8 to 64 hex digits)");
+  auto argv = command(ctx, {"key", "remove"}, Lock::Take, Json::Off);
+  argv.emplace_back("--");
+  argv.push_back(keyId);
+  return argv;
+}
 
 std::vector<std::string> environment(const RepositoryContext& ctx, const std::string& home, const std::string& tmpDir) {
   return {

@@ -40,6 +40,13 @@ std::vector<std::string> lsArgs(const RepositoryContext& ctx, const std::string&
 std::vector<std::string> forgetArgs(const RepositoryContext& ctx, const std::string& snapshot);
 std::vector<std::string> unlockArgs(const RepositoryContext& ctx);
 std::vector<std::string> versionArgs(const std::string& binary);
+// The repository's keys (passwords) as JSON (`key list --json`, no lock: it only reads).
+std::vector<std::string> keyListArgs(const RepositoryContext& ctx);
+// Adds a key for the password the child reads from /dev/fd/<newPasswordFd>.
+std::vector<std::string> keyAddArgs(const RepositoryContext& ctx, int newPasswordFd);
+// Removes the key `keyId` (as `key list` shows it); restic refuses to remove the key in use.
+// Throws Error(InvalidArgument) unless keyId is 8 to 64 lowercase hex digits.
+std::vector<std::string> keyRemoveArgs(const RepositoryContext& ctx, const std::string& keyId);
 
 // The child's whole environment: PATH, HOME, LANG=C.UTF-8, TMPDIR,
 // RESTIC_PASSWORD_FILE=/dev/fd/<passwordFd>, RESTIC_PROGRESS_FPS (progress rate), RESTIC_CACHE_DIR.
@@ -59,6 +66,20 @@ BackupEvent parseBackupLine(std::string_view line);
 
 // `snapshots --json` output (one JSON array). Throws Error(Failed) on malformed input.
 std::vector<core::Snapshot> parseSnapshots(std::string_view json);
+// One entry of `key list --json`: [{"current":true,"id":"3ea9525f","userName":"root","hostName":"vm",
+// "created":"2026-11-22 07:08:02"}, ...]. "current" marks the key the password opened.
+struct Key {
+  std::string id;
+  bool current = false;
+  std::string userName;
+  std::string hostName;
+  std::string created;
+};
+// Throws Error(Failed) on malformed input (not JSON, not a list, an entry without a hex id).
+std::vector<Key> parseKeyList(std::string_view json);
+// The id of the entry marked current; nullopt when none is.
+std::optional<std::string> currentKeyId(const std::vector<Key>& keys);
+
 // One line of `ls --json`: the snapshot header, a node, or std::monostate (unknown). Never throws.
 std::variant<std::monostate, core::Snapshot, core::Node> parseLsLine(std::string_view line);
 

@@ -1,55 +1,66 @@
-// The vault: AES-256-GCM sealing of stored secrets under the master key.
+// The vault: AES-256-GCM sealing of stored secrets under a keyring of master keys.
 #pragma once
 
 #include "daemon/core/model.h"
+#include "daemon/secrets/key_material.h"
+#include "daemon/secrets/master_key.h"
+#include "daemon/secrets/secret_string.h"
 
 #include <cstdint>
-#include <filesystem>
+#include <map>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace zerobyte::secrets {
 
-// A std::string-like holder that wipes its bytes (OPENSSL_cleanse) when destroyed.
-class SecretString {
- public:
-  SecretString() = default;
-  explicit SecretString(std::string value) : m_value(std::move(value)) {}
-  ~SecretString();
-  SecretString(const SecretString&) = default;
-  SecretString& operator=(const SecretString&) = default;
-  SecretString(SecretString&&) noexcept = default;
-  SecretString& operator=(SecretString&&) noexcept = default;
-  const std::string& value() const noexcept { return m_value; }
-  bool empty() const noexcept { return m_value.empty(); }
-
- private:
-  std::string m_value;
-};
-
-struct MasterKey {
-  SecretString key;       // 32 bytes
-  uint32_t keyId = 0;     // first 4 bytes of SHA-256(key), stored with every ciphertext
-  std::string source;     // "state-file:/var/lib/zerobyte/master.key"
-};
-
-// Reads <stateDirectory>/master.key, creating 32 random bytes (mode 0600) on first use.
-// Throws Error(Failed) if the file is readable by group/others, not owned by this uid,
-// or not exactly 32 bytes; the message says how to fix it.
-MasterKey loadOrCreateMasterKey(const std::filesystem::path& stateDirectory);
-
+// Several master keys by key id: the current one seals, open() picks the key a ciphertext names.
+// More than one key is held only while a rotation is under way (or being finished at start).
 class Vault {
  public:
-  explicit Vault(MasterKey key);
+  // `current` seals. Throws Error(Failed) if it is not 32 bytes.
+  explicit Vault(MasterKey current);
+  ~Vault();
+  Vault(const Vault&) = delete;
+  Vault& operator=(const Vault&) = delete;
+
+  // Adds a key that opens what was sealed with it; the current key stays. A key whose id is
+  // already in the keyring is refused (Error(Failed)): two keys must never share an id.
+  void addKey(MasterKey key);
+  // The key `keyId` (in the keyring) seals from now on.
+  void makeCurrent(uint32_t keyId);
+  // Forgets a key that is not the current one; its bytes are wiped.
+  void removeKey(uint32_t keyId);
+  bool hasKey(uint32_t keyId) const;
+  std::vector<uint32_t> keyIds() const;
+
   // Fresh random 96-bit nonce; `aad` binds the ciphertext to its record ("repositories/<id>").
   core::SealedSecret seal(std::string_view plaintext, std::string_view aad) const;
-  // Throws Error(SecretUnavailable) naming `aad` if the key id differs or authentication fails.
+  // The same with the key `keyId` from the keyring (a rotation seals with the next key first).
+  core::SealedSecret seal(std::string_view plaintext, std::string_view aad, uint32_t keyId) const;
+  // Throws Error(SecretUnavailable) naming `aad` if no key has the ciphertext's key id or
+  // authentication fails.
   SecretString open(const core::SealedSecret& sealed, std::string_view aad) const;
-  uint32_t keyId() const noexcept { return m_key.keyId; }
-  const std::string& source() const noexcept { return m_key.source; }
+
+  // The current key.
+  uint32_t keyId() const noexcept { return m_current; }
+  const std::string& source() const;
+  // The credential's name when the current key comes from one, else empty.
+  const std::string& credential() const;
+  // Whether the current key's memory is locked against swapping.
+  bool locked() const;
 
  private:
-  MasterKey m_key;
+  struct Entry {
+    std::unique_ptr<KeyMaterial> key;
+    std::string source;
+    std::string credential;
+  };
+  const Entry& entry(uint32_t keyId) const;
+
+  std::map<uint32_t, Entry> m_keys;
+  uint32_t m_current = 0;
 };
 
 // 256 random bits as 64 lowercase hex characters (a generated repository password).

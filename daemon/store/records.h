@@ -88,8 +88,9 @@ void serialize(Archive& ar, Volume& v, const std::uint32_t /*version*/) {
 }
 
 template <class Archive>
-void serialize(Archive& ar, Repository& r, const std::uint32_t /*version*/) {
+void serialize(Archive& ar, Repository& r, const std::uint32_t version) {
   ar(r.id, r.name, r.type, r.path, r.declared, r.ownerUid, r.created, r.password, r.passwordRef);
+  if (version >= 2) ar(r.pendingPassword);
 }
 
 template <class Archive>
@@ -107,7 +108,7 @@ void serialize(Archive& ar, BackupSummary& s, const std::uint32_t /*version*/) {
 template <class Archive>
 void serialize(Archive& ar, Job& j, const std::uint32_t /*version*/) {
   ar(j.id);
-  records_detail::enumField(ar, j.operation, JobOperation::Unlock);
+  records_detail::enumField(ar, j.operation, JobOperation::ChangePassword);
   records_detail::enumField(ar, j.state, JobState::Interrupted);
   ar(j.repositoryId, j.repositoryName, j.volumeId, j.volumeName, j.snapshot, j.target, j.tags, j.excludes,
      j.includes, j.startedByUid, j.created, j.started, j.finished, j.progress, j.message, j.warnings, j.summary,
@@ -133,7 +134,7 @@ void serialize(Archive& ar, Node& n, const std::uint32_t /*version*/) {
 
 CEREAL_CLASS_VERSION(zerobyte::core::SealedSecret, 1)
 CEREAL_CLASS_VERSION(zerobyte::core::Volume, 1)
-CEREAL_CLASS_VERSION(zerobyte::core::Repository, 1)
+CEREAL_CLASS_VERSION(zerobyte::core::Repository, 2)  // 2: pendingPassword
 CEREAL_CLASS_VERSION(zerobyte::core::JobProgress, 1)
 CEREAL_CLASS_VERSION(zerobyte::core::BackupSummary, 1)
 CEREAL_CLASS_VERSION(zerobyte::core::Job, 1)

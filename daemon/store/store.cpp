@@ -20,6 +20,7 @@ constexpr size_t kMapSize = size_t{1} << 30;
 constexpr unsigned kMaxTables = 8;
 constexpr std::string_view kSchemaVersionKey = "schema_version";
 constexpr std::string_view kNextJobIdKey = "next_job_id";
+constexpr std::string_view kMasterKeyCredentialKey = "master_key_credential";
 constexpr uint64_t kFirstJobId = 1;
 
 struct EnvCloser {
@@ -342,6 +343,12 @@ uint64_t Transaction::allocateJobId() {
   return id;
 }
 
+void Transaction::setMasterKeyCredential(const std::string& name) {
+  auto& t = Impl::live(m_impl);
+  if (name.empty()) throw Error(ErrorCode::Internal, "cannot record an empty master key credential name");
+  t.environment.put(t.handle(), t.environment.tables.meta, kMasterKeyCredentialKey, name);
+}
+
 void Transaction::commit() {
   auto& t = Impl::live(m_impl);
   // LMDB frees the transaction whether or not the commit succeeds: never abort it afterwards.
@@ -394,6 +401,15 @@ Store::~Store() = default;
 uint32_t Store::schemaVersion() const {
   TxnHandle txn = m_impl->beginTxn(MDB_RDONLY);
   return static_cast<uint32_t>(m_impl->metaNumber(txn.get(), kSchemaVersionKey, 4).value_or(0));
+}
+
+std::optional<std::string> Store::masterKeyCredential() const {
+  TxnHandle txn = m_impl->beginTxn(MDB_RDONLY);
+  auto value = m_impl->get(txn.get(), m_impl->tables.meta, kMasterKeyCredentialKey);
+  if (!value) return std::nullopt;
+  if (value->empty() || value->find('/') != std::string_view::npos || value->find('\0') != std::string_view::npos)
+    m_impl->corrupt(m_impl->tables.meta, kMasterKeyCredentialKey, "not a credential name");
+  return std::string(*value);
 }
 
 std::vector<core::Volume> Store::volumes() const {

@@ -34,6 +34,9 @@ class Transaction {
   void eraseJob(uint64_t id);
   // The next job id (a persistent counter).
   uint64_t allocateJobId();
+  // Records that the master key is the systemd credential `name` (meta "master_key_credential"),
+  // in the same transaction as the secrets re-sealed with it.
+  void setMasterKeyCredential(const std::string& name);
   void commit();
 
  private:
@@ -53,6 +56,8 @@ class Store {
   Store& operator=(const Store&) = delete;
 
   uint32_t schemaVersion() const;
+  // The credential a master key rotation recorded (see Transaction::setMasterKeyCredential).
+  std::optional<std::string> masterKeyCredential() const;
 
   std::vector<core::Volume> volumes() const;
   std::optional<core::Volume> volume(const std::string& id) const;

@@ -515,6 +515,8 @@ void Daemon::start() {
   int nullFd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   std::vector<std::string> argv = {ZB_ZEROBYTED, "--config", configPath()};
   std::vector<std::string> env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "NOTIFY_SOCKET=" + m_dir + "/notify", "LANG=C.UTF-8"};
+  if (!m_options.credentialsDirectory.empty()) env.push_back("CREDENTIALS_DIRECTORY=" + m_options.credentialsDirectory);
+  env.insert(env.end(), m_options.extraEnvironment.begin(), m_options.extraEnvironment.end());
   auto argvp = pointers(argv);
   auto envp = pointers(env);
   bool dropDac = m_options.dropDacCapabilities;

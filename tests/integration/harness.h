@@ -28,6 +28,8 @@ struct DaemonOptions {
   std::string extraConfig;           // YAML appended after the generated "daemon:" section (volumes:, repositories:, more daemon keys NOT allowed here)
   std::string extraDaemonSettings;   // extra lines inside "daemon:" (already indented by 2), e.g. "  admin_group: zbtest-admins\n"
   bool dropDacCapabilities = false;  // start zerobyted without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH (root then cannot read mode-000 files)
+  std::string credentialsDirectory;   // when set: CREDENTIALS_DIRECTORY in zerobyted's environment, as systemd sets it for LoadCredential=
+  std::vector<std::string> extraEnvironment;  // more "NAME=value" entries for zerobyted's environment
 };
 
 class Daemon {

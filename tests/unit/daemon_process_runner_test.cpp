@@ -437,5 +437,56 @@ TEST_F(ProcessRunnerTest, SeveralChildrenRunAtOnceAndEachReportsItsOwnResult) {
   EXPECT_EQ(m_runner.running(), 0U);
 }
 
+// ---- several secrets (restic key add: the old password on fd 3, the new one on fd 4) ----
+
+TEST_F(ProcessRunnerTest, SeveralSecretsArriveEachOnItsOwnFd) {
+  ProcessSpec spec = Spec({"/bin/sh", "-c", "cat /dev/fd/3; echo; cat /dev/fd/4; echo; cat /dev/fd/7"}).secret("the old one");
+  spec.secrets = {{4, "the new one"}, {7, "a third"}};
+  auto o = runToEnd(std::move(spec));
+  ASSERT_TRUE(o.result);
+  EXPECT_EQ(o.result->exitCode, 0) << (o.err.empty() ? "" : o.err[0]);
+  EXPECT_EQ(o.out, (std::vector<std::string>{"the old one", "the new one", "a third"}));
+}
+
+TEST_F(ProcessRunnerTest, SecretsWithoutTheSingleSecretFieldWork) {
+  ProcessSpec spec = Spec({"/bin/cat", "/dev/fd/4"});
+  spec.secrets = {{4, "only on four"}};
+  auto o = runToEnd(std::move(spec));
+  ASSERT_TRUE(o.result);
+  EXPECT_EQ(o.out, (std::vector<std::string>{"only on four"}));
+}
+
+TEST_F(ProcessRunnerTest, ChildWithTwoSecretsHasStdioAndExactlyThoseFds) {
+  int leakedFile = ::open("/etc/hostname", O_RDONLY);
+  ASSERT_GE(leakedFile, 0);
+  ProcessSpec spec = Spec({"/bin/ls", "-l", "/proc/self/fd/"}).secret("s", 5);
+  spec.secrets = {{3, "t"}};
+  auto o = runToEnd(std::move(spec));
+  ::close(leakedFile);
+  ASSERT_TRUE(o.result);
+  auto fds = openFds(o.out);
+  ASSERT_EQ(fds.size(), 5U);
+  EXPECT_EQ(fds.count(4), 0U) << "fd 4 between the two secrets leaked: " << fds[4];
+  EXPECT_NE(fds[3].find("memfd:"), std::string::npos) << fds[3];
+  EXPECT_NE(fds[5].find("memfd:"), std::string::npos) << fds[5];
+}
+
+TEST_F(ProcessRunnerTest, SecretFdsOutsideThreeToNineOrUsedTwiceAreRefused) {
+  for (int fd : {0, 2, 10, 255}) {
+    ProcessSpec spec = Spec({"/bin/true"});
+    spec.secrets = {{fd, "x"}};
+    try {
+      m_runner.start(std::move(spec), {});
+      ADD_FAILURE() << "fd " << fd << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::Internal) << fd;
+    }
+  }
+  ProcessSpec twice = Spec({"/bin/true"}).secret("a", 4);
+  twice.secrets = {{4, "b"}};
+  EXPECT_THROW(m_runner.start(std::move(twice), {}), Error);
+  EXPECT_EQ(m_runner.running(), 0U);
+}
+
 }  // namespace
 }  // namespace zerobyte::process

@@ -1,0 +1,215 @@
+// What the store keeps for secrets, on a real LMDB environment: repository records of version 1 (written before
+// pendingPassword existed) and version 2, the master key credential in the meta table, change-password jobs.
+#include "daemon/store/store.h"
+
+#include "common/errors.h"
+#include "daemon/store/records.h"
+
+#include <gtest/gtest.h>
+#include <lmdb.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+
+namespace zerobyte::store {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::string_literals;
+
+// A Repository record exactly as the build before pendingPassword wrote it (class version 1):
+// id "0a1b2c3d", name "main", type "local", path "/srv/backup/main", owner 1000, created
+// 1700000000, a password sealed under key id 0x11223344 (nonce "N"×12, ciphertext "C"×20), no reference.
+const std::string kVersion1Record =
+    "\x01\x01\x00\x00\x00\x08\x00\x00\x00\x00\x00\x00\x00\x30\x61\x31\x62\x32\x63\x33\x64\x04\x00\x00\x00\x00\x00\x00"
+    "\x00\x6d\x61\x69\x6e\x05\x00\x00\x00\x00\x00\x00\x00\x6c\x6f\x63\x61\x6c\x10\x00\x00\x00\x00\x00\x00\x00\x2f\x73"
+    "\x72\x76\x2f\x62\x61\x63\x6b\x75\x70\x2f\x6d\x61\x69\x6e\x00\xe8\x03\x00\x00\x00\xf1\x53\x65\x00\x00\x00\x00\x01"
+    "\x00\x00\x00\x44\x33\x22\x11\x0c\x00\x00\x00\x00\x00\x00\x00\x4e\x4e\x4e\x4e\x4e\x4e\x4e\x4e\x4e\x4e\x4e\x4e\x14"
+    "\x00\x00\x00\x00\x00\x00\x00\x43\x43\x43\x43\x43\x43\x43\x43\x43\x43\x43\x43\x43\x43\x43\x43\x43\x43\x43\x43\x00"
+    "\x00\x00\x00\x00\x00\x00\x00"s;
+
+class TemporaryDirectory {
+ public:
+  TemporaryDirectory() {
+    std::string pattern = (fs::temp_directory_path() / "zerobyte-store-secrets-test-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    m_path = pattern;
+  }
+  ~TemporaryDirectory() {
+    std::error_code ec;
+    fs::remove_all(m_path, ec);
+  }
+  TemporaryDirectory(const TemporaryDirectory&) = delete;
+  TemporaryDirectory& operator=(const TemporaryDirectory&) = delete;
+  const fs::path& path() const { return m_path; }
+
+ private:
+  fs::path m_path;
+};
+
+class StoreSecrets : public ::testing::Test {
+ protected:
+  fs::path stateDir() const { return m_temp.path() / "state"; }
+
+  // Raw bytes into a table, past Store (which must be closed: one environment per process).
+  void rawPut(const std::string& table, std::string_view key, std::string_view value) const {
+    MDB_env* env = nullptr;
+    ASSERT_EQ(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 8);
+    ASSERT_EQ(mdb_env_open(env, stateDir().c_str(), MDB_NOTLS, 0600), 0);
+    MDB_txn* txn = nullptr;
+    ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
+    MDB_dbi dbi = 0;
+    ASSERT_EQ(mdb_dbi_open(txn, table.c_str(), 0, &dbi), 0);
+    MDB_val k{key.size(), const_cast<char*>(key.data())};
+    MDB_val v{value.size(), const_cast<char*>(value.data())};
+    ASSERT_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
+    ASSERT_EQ(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+  }
+
+ private:
+  TemporaryDirectory m_temp;
+};
+
+core::SealedSecret sealed(uint32_t keyId, char fill) {
+  return core::SealedSecret{keyId, std::string(12, fill), std::string(48, fill)};
+}
+
+TEST_F(StoreSecrets, AVersion1RepositoryRecordLoadsWithoutAPendingPassword) {
+  { Store store(stateDir()); }
+  rawPut("repositories", "0a1b2c3d", kVersion1Record);
+  Store store(stateDir());
+  auto repository = store.repository("0a1b2c3d");
+  ASSERT_TRUE(repository);
+  EXPECT_EQ(repository->name, "main");
+  EXPECT_EQ(repository->path, "/srv/backup/main");
+  EXPECT_EQ(repository->ownerUid, 1000u);
+  EXPECT_EQ(repository->created, 1700000000);
+  EXPECT_EQ(repository->password.keyId, 0x11223344u);
+  EXPECT_EQ(repository->password.nonce, std::string(12, 'N'));
+  EXPECT_EQ(repository->password.ciphertext, std::string(20, 'C'));
+  EXPECT_EQ(repository->passwordRef, "");
+  EXPECT_TRUE(repository->pendingPassword.empty());
+}
+
+TEST_F(StoreSecrets, AVersion1RecordRewrittenKeepsItsFieldsAndGainsThePendingPassword) {
+  { Store store(stateDir()); }
+  rawPut("repositories", "0a1b2c3d", kVersion1Record);
+  {
+    Store store(stateDir());
+    auto repository = *store.repository("0a1b2c3d");
+    repository.pendingPassword = sealed(0x55667788, 'P');
+    auto txn = store.begin();
+    txn.put(repository);
+    txn.commit();
+  }
+  Store store(stateDir());
+  auto repository = store.repository("0a1b2c3d");
+  ASSERT_TRUE(repository);
+  EXPECT_EQ(repository->name, "main");
+  EXPECT_EQ(repository->password.keyId, 0x11223344u);
+  EXPECT_EQ(repository->password.ciphertext, std::string(20, 'C'));
+  EXPECT_EQ(repository->pendingPassword.keyId, 0x55667788u);
+  EXPECT_EQ(repository->pendingPassword.nonce, std::string(12, 'P'));
+  EXPECT_EQ(repository->pendingPassword.ciphertext, std::string(48, 'P'));
+}
+
+TEST_F(StoreSecrets, AVersion1RecordWithBytesAfterItIsStillCorruption) {
+  { Store store(stateDir()); }
+  rawPut("repositories", "0a1b2c3d", kVersion1Record + "\x01"s);
+  Store store(stateDir());
+  try {
+    store.repository("0a1b2c3d");
+    ADD_FAILURE() << "a record with trailing bytes loaded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::Failed);
+    EXPECT_NE(std::string(e.what()).find("repositories/0a1b2c3d"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(StoreSecrets, ThePendingPasswordIsClearedByStoringAnEmptyOne) {
+  core::Repository repository;
+  repository.id = "r1";
+  repository.name = "one";
+  repository.password = sealed(1, 'a');
+  repository.pendingPassword = sealed(1, 'b');
+  {
+    Store store(stateDir());
+    auto txn = store.begin();
+    txn.put(repository);
+    txn.commit();
+    EXPECT_FALSE(store.repository("r1")->pendingPassword.empty());
+    repository.password = repository.pendingPassword;
+    repository.pendingPassword = {};
+    auto second = store.begin();
+    second.put(repository);
+    second.commit();
+  }
+  Store store(stateDir());
+  auto loaded = store.repository("r1");
+  ASSERT_TRUE(loaded);
+  EXPECT_TRUE(loaded->pendingPassword.empty());
+  EXPECT_EQ(loaded->password.nonce, std::string(12, 'b'));
+}
+
+TEST_F(StoreSecrets, MasterKeyCredentialIsAbsentUntilARotationRecordsIt) {
+  {
+    Store store(stateDir());
+    EXPECT_FALSE(store.masterKeyCredential());
+    auto aborted = store.begin();
+    aborted.setMasterKeyCredential("never-committed");
+  }
+  {
+    Store store(stateDir());
+    EXPECT_FALSE(store.masterKeyCredential()) << "an aborted transaction recorded the credential";
+    auto txn = store.begin();
+    txn.setMasterKeyCredential("zerobyte.master-key.2");
+    txn.commit();
+  }
+  Store store(stateDir());
+  EXPECT_EQ(store.masterKeyCredential(), "zerobyte.master-key.2");
+}
+
+TEST_F(StoreSecrets, AMasterKeyCredentialThatIsNoNameIsCorruption) {
+  { Store store(stateDir()); }
+  rawPut("meta", "master_key_credential", "../../etc/shadow");
+  Store store(stateDir());
+  try {
+    store.masterKeyCredential();
+    ADD_FAILURE() << "a path was accepted as a credential name";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::Failed);
+    EXPECT_NE(std::string(e.what()).find("master_key_credential"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(StoreSecrets, ChangePasswordJobsRoundTrip) {
+  core::Job job;
+  job.id = 7;
+  job.operation = core::JobOperation::ChangePassword;
+  job.state = core::JobState::Warning;
+  job.repositoryId = "r1";
+  job.message = "password changed, but the old key 3ea9525f remains in the repository";
+  job.log = {"step 1/6: generated a new 256-bit password"};
+  {
+    Store store(stateDir());
+    auto txn = store.begin();
+    txn.put(job);
+    txn.commit();
+  }
+  Store store(stateDir());
+  auto loaded = store.job(7);
+  ASSERT_TRUE(loaded);
+  EXPECT_EQ(loaded->operation, core::JobOperation::ChangePassword);
+  EXPECT_EQ(core::toString(loaded->operation), "change-password");
+  EXPECT_EQ(core::jobOperationFromString("change-password"), core::JobOperation::ChangePassword);
+  EXPECT_TRUE(core::needsExclusiveLock(core::JobOperation::ChangePassword));
+  EXPECT_EQ(loaded->message, job.message);
+  EXPECT_EQ(loaded->log, job.log);
+}
+
+}  // namespace
+}  // namespace zerobyte::store
