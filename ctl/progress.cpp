@@ -314,4 +314,20 @@ int reportStartedJob(Context& ctx, const nlohmann::json& reply, bool follow) {
   return 0;
 }
 
+int awaitJob(Context& ctx, const nlohmann::json& startedReply, const std::function<std::string(const nlohmann::json& job)>& successText) {
+  const int64_t id = intField(objectField(startedReply, "job"), "id");
+  FollowResult result = followJob(ctx, id, false);
+  if (result.stoppedByUser) return reportStoppedFollowing(id);
+  if (ctx.json) {
+    ctx.printJson({{"job", result.job}});
+    return jobExitCode(result.job);
+  }
+  const std::string state = field(result.job, "state");
+  if (state == "succeeded" || state == "warning")
+    std::cout << sanitize(successText(result.job)) << "\n";
+  else
+    std::cerr << jobSummaryLine(result.job) << "\n";
+  return jobExitCode(result.job);
+}
+
 }  // namespace zerobyte::ctl

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace zerobyte::ctl {
@@ -42,5 +43,9 @@ int reportStartedJob(Context& ctx, const nlohmann::json& reply, bool follow);
 
 // After Ctrl-C: tells on stderr that the job keeps running and how to cancel it; returns 8.
 int reportStoppedFollowing(int64_t id);
+
+// For short jobs a command waits for: follows the started job quietly to its end, then prints
+// `successText(job)` on success (or the job's summary line on stderr) and returns the exit code.
+int awaitJob(Context& ctx, const nlohmann::json& startedReply, const std::function<std::string(const nlohmann::json& job)>& successText);
 
 }  // namespace zerobyte::ctl

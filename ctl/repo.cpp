@@ -153,6 +153,19 @@ int changePassword(Context& ctx, const PasswordOptions& options) {
   return reportStartedJob(ctx, ctx.call("ChangeRepositoryPassword", {{"name", options.name}}), options.follow);
 }
 
+struct CheckOptions {
+  std::string name;
+  bool connection = false;
+};
+
+int checkRepo(Context& ctx, const CheckOptions& options) {
+  const nlohmann::json started = ctx.call("CheckRepository", {{"name", options.name}, {"connection", options.connection}});
+  return awaitJob(ctx, started, [&options](const nlohmann::json& job) {
+    return std::string(options.connection ? "Repository " : "Checked repository ") + options.name + ": " + field(job, "message") +
+           " (job " + std::to_string(intField(job, "id")) + ").";
+  });
+}
+
 void addLocationOptions(CLI::App& command, RepoOptions& options) {
   command.add_option("NAME", options.name, "Repository name ([a-z0-9][a-z0-9_-]*)")->type_name("")->required();
   command.add_option("--type", options.type, "Repository type (local)")->type_name("TYPE")->capture_default_str();
@@ -212,6 +225,17 @@ void addRepoCommands(CLI::App& app, Context& ctx) {
       "Example, running restic by hand:\n"
       "  zerobytectl repo password main --reveal | restic -r /srv/backup/main --password-file /dev/stdin snapshots");
   password->callback([&ctx, reveal] { ctx.action = [&ctx, reveal] { return revealPassword(ctx, *reveal); }; });
+
+  auto check = std::make_shared<CheckOptions>();
+  CLI::App* checkCommand = addCommand(*repo, ctx, "check", "Check a repository's integrity (restic check), or with --connection only that it opens");
+  checkCommand->add_option("NAME", check->name, "Repository name")->type_name("")->required();
+  checkCommand->add_flag("--connection", check->connection,
+                         "Only open the repository with its password (quick; a password reference that does not resolve is named)");
+  checkCommand->footer(
+      "A full check takes the repository exclusively: backups to it wait until it ends.\n"
+      "Exit status: 0 when the check passed, 1 when it failed (the message says why: restic's errors, or the\n"
+      "password reference that does not resolve).");
+  checkCommand->callback([&ctx, check] { ctx.action = [&ctx, check] { return checkRepo(ctx, *check); }; });
 
   auto change = std::make_shared<PasswordOptions>();
   CLI::App* changeCommand = addCommand(*repo, ctx, "change-password",

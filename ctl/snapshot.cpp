@@ -69,21 +69,10 @@ int listFiles(Context& ctx, const SnapshotOptions& options) {
 int forgetSnapshot(Context& ctx, const SnapshotOptions& options) {
   const nlohmann::json started =
       ctx.call("ForgetSnapshot", {{"repository", options.repository}, {"snapshot", options.snapshot}});
-  const int64_t id = intField(objectField(started, "job"), "id");
-  FollowResult result = followJob(ctx, id, false);
-  if (result.stoppedByUser) return reportStoppedFollowing(id);
-  if (ctx.json) {
-    ctx.printJson({{"job", result.job}});
-    return jobExitCode(result.job);
-  }
-  const std::string state = field(result.job, "state");
-  if (state == "succeeded" || state == "warning")
-    std::cout << sanitize("Forgot snapshot " + shortSnapshotId(options.snapshot) + " in " + options.repository +
-                          " (job " + std::to_string(id) + "). Its data is freed by the next prune.")
-              << "\n";
-  else
-    std::cerr << jobSummaryLine(result.job) << "\n";
-  return jobExitCode(result.job);
+  return awaitJob(ctx, started, [&options](const nlohmann::json& job) {
+    return "Forgot snapshot " + shortSnapshotId(options.snapshot) + " in " + options.repository + " (job " +
+           std::to_string(intField(job, "id")) + "). Its data is freed by the next prune.";
+  });
 }
 
 }  // namespace

@@ -118,6 +118,7 @@ const std::vector<Service::MethodSpec>& Service::methods() {
       {"ListFiles", Action::View, {{"repository", S, true}, {"snapshot", S, true}, {"path", S, false}}, &Service::listFiles},
       {"RevealRepositoryPassword", Action::ExportSecret, {{"name", S, true}}, &Service::revealRepositoryPassword},
       {"ChangeRepositoryPassword", Action::Manage, {{"name", S, true}}, &Service::changeRepositoryPassword},
+      {"CheckRepository", Action::Manage, {{"name", S, true}, {"connection", B, false}}, &Service::checkRepository},
       {"RotateMasterKey", Action::Admin, {{"source", S, false}, {"path", S, false}, {"credential", S, false}},
        &Service::rotateMasterKey},
   };

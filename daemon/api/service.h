@@ -85,6 +85,7 @@ class Service {
   void startBackup(const nlohmann::json& p, const RequestPtr& r);
   void startRestore(const nlohmann::json& p, const RequestPtr& r);
   void forgetSnapshot(const nlohmann::json& p, const RequestPtr& r);
+  void checkRepository(const nlohmann::json& p, const RequestPtr& r);
   void listJobs(const nlohmann::json& p, const RequestPtr& r);
   void getJob(const nlohmann::json& p, const RequestPtr& r);
   void followJob(const nlohmann::json& p, const RequestPtr& r);

@@ -149,6 +149,10 @@ uint64_t Service::submitJob(core::Job job, const core::Repository& repository, s
     case core::JobOperation::Import: task->args = [](const restic::RepositoryContext& ctx) { return restic::catConfigArgs(ctx); }; break;
     case core::JobOperation::Unlock: task->args = [](const restic::RepositoryContext& ctx) { return restic::unlockArgs(ctx); }; break;
     case core::JobOperation::ChangePassword: break;  // refused above
+    case core::JobOperation::Check: task->args = [](const restic::RepositoryContext& ctx) { return restic::checkArgs(ctx); }; break;
+    case core::JobOperation::CheckConnection:
+      task->args = [](const restic::RepositoryContext& ctx) { return restic::catConfigArgs(ctx); };
+      break;
   }
   task->onStdout = [this, id](std::string_view line) {
     if (auto it = m_jobs.find(id); it != m_jobs.end()) onJobStdout(*it->second, line);
@@ -280,6 +284,8 @@ void Service::finishJob(uint64_t id, const process::ProcessResult* result, std::
       case core::JobOperation::Import: j.message = "repository at " + a.repository.path + " opened with the given password"; break;
       case core::JobOperation::Unlock: j.message = "stale locks removed"; break;
       case core::JobOperation::ChangePassword: j.message = "password changed"; break;
+      case core::JobOperation::Check: j.message = "no errors were found"; break;
+      case core::JobOperation::CheckConnection: j.message = "the repository at " + a.repository.path + " opens with its password"; break;
     }
   } else if (j.operation == core::JobOperation::Backup && result->exitCode == 3) {
     j.state = core::JobState::Warning;
@@ -390,6 +396,15 @@ void Service::forgetSnapshot(const json& p, const RequestPtr& r) {
   core::Job job;
   job.operation = core::JobOperation::Forget;
   job.snapshot = snapshot;
+  job.startedByUid = r->caller().uid;
+  uint64_t id = submitJob(std::move(job), repo, std::nullopt, nullptr);
+  r->reply({{"job", toJson(*findJob(id))}});
+}
+
+void Service::checkRepository(const json& p, const RequestPtr& r) {
+  auto repo = requireRepository(stringParam(p, "name"));
+  core::Job job;
+  job.operation = boolParam(p, "connection") ? core::JobOperation::CheckConnection : core::JobOperation::Check;
   job.startedByUid = r->caller().uid;
   uint64_t id = submitJob(std::move(job), repo, std::nullopt, nullptr);
   r->reply({{"job", toJson(*findJob(id))}});

@@ -7,7 +7,7 @@
 namespace zerobyte::core {
 namespace {
 
-constexpr std::array<std::pair<JobOperation, std::string_view>, 7> kOperations{{
+constexpr std::array<std::pair<JobOperation, std::string_view>, 9> kOperations{{
     {JobOperation::Backup, "backup"},
     {JobOperation::Restore, "restore"},
     {JobOperation::Forget, "forget"},
@@ -15,6 +15,8 @@ constexpr std::array<std::pair<JobOperation, std::string_view>, 7> kOperations{{
     {JobOperation::Import, "import"},
     {JobOperation::Unlock, "unlock"},
     {JobOperation::ChangePassword, "change-password"},
+    {JobOperation::Check, "check"},
+    {JobOperation::CheckConnection, "check-connection"},
 }};
 
 constexpr std::array<std::pair<JobState, std::string_view>, 7> kStates{{
@@ -51,7 +53,7 @@ std::optional<JobState> jobStateFromString(std::string_view s) { return valueOf<
 bool isFinished(JobState state) { return state != JobState::Queued && state != JobState::Running; }
 
 bool needsExclusiveLock(JobOperation op) {
-  return op == JobOperation::Forget || op == JobOperation::Unlock || op == JobOperation::ChangePassword;
+  return op == JobOperation::Forget || op == JobOperation::Unlock || op == JobOperation::ChangePassword || op == JobOperation::Check;
 }
 
 }  // namespace zerobyte::core

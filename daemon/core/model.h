@@ -45,8 +45,12 @@ struct Repository {
   SealedSecret pendingPassword;
 };
 
-enum class JobOperation { Backup, Restore, Forget, Init, Import, Unlock, ChangePassword };
+// Check: restic check (exclusive); CheckConnection: opens the repository with its password only (shared).
+enum class JobOperation { Backup, Restore, Forget, Init, Import, Unlock, ChangePassword, Check, CheckConnection };
 enum class JobState { Queued, Running, Succeeded, Warning, Failed, Cancelled, Interrupted };
+// The highest values: the store refuses anything above them as corruption. Add new values last.
+inline constexpr JobOperation kLastJobOperation = JobOperation::CheckConnection;
+inline constexpr JobState kLastJobState = JobState::Interrupted;
 
 std::string_view toString(JobOperation op);
 std::string_view toString(JobState state);

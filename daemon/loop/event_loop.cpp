@@ -2,6 +2,7 @@
 #include "daemon/loop/event_loop.h"
 
 #include "common/errors.h"
+#include "daemon/log/log.h"
 
 #include <sys/signalfd.h>
 
@@ -14,6 +15,19 @@ namespace {
 
 void check(int r, const char* what) {
   if (r < 0) throw Error(ErrorCode::Internal, std::string(what) + ": " + std::strerror(-r));
+}
+
+// An exception must not unwind through sd-event's C frames, and one failing handler must not
+// stop the daemon: it is logged and the loop goes on.
+template <typename F>
+void guarded(const char* where, F&& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    log::error(std::string("internal error in ") + where + " handler: " + e.what());
+  } catch (...) {
+    log::error(std::string("internal error in ") + where + " handler");
+  }
 }
 
 }  // namespace
@@ -39,7 +53,7 @@ void EventLoop::post(std::function<void()> fn) {
             m_event, &source,
             [](sd_event_source* s, void* userdata) -> int {
               auto* f = static_cast<std::function<void()>*>(userdata);
-              (*f)();
+              guarded("posted", *f);
               sd_event_source_disable_unref(s);  // frees the holder through the destroy callback
               return 0;
             },
@@ -62,7 +76,7 @@ void IoSource::setEvents(uint32_t events) { sd_event_source_set_io_events(m_sour
 int IoSource::dispatch(sd_event_source*, int, uint32_t revents, void* userdata) {
   // A copy: the handler may destroy this source.
   auto handler = static_cast<IoSource*>(userdata)->m_handler;
-  handler(revents);
+  guarded("I/O", [&] { handler(revents); });
   return 0;
 }
 
@@ -75,7 +89,7 @@ TimerSource::TimerSource(EventLoop& loop, std::chrono::microseconds delay, std::
 
 int TimerSource::dispatch(sd_event_source*, uint64_t, void* userdata) {
   auto handler = static_cast<TimerSource*>(userdata)->m_handler;
-  handler();
+  guarded("timer", handler);
   return 0;
 }
 
@@ -85,7 +99,7 @@ ChildSource::ChildSource(EventLoop& loop, pid_t pid, std::function<void(const si
 
 int ChildSource::dispatch(sd_event_source*, const siginfo_t* info, void* userdata) {
   auto handler = static_cast<ChildSource*>(userdata)->m_handler;
-  handler(*info);
+  guarded("child", [&] { handler(*info); });
   return 0;
 }
 
@@ -95,7 +109,7 @@ SignalSource::SignalSource(EventLoop& loop, int signal, std::function<void()> ha
 
 int SignalSource::dispatch(sd_event_source*, const struct signalfd_siginfo*, void* userdata) {
   auto handler = static_cast<SignalSource*>(userdata)->m_handler;
-  handler();
+  guarded("signal", handler);
   return 0;
 }
 

@@ -93,6 +93,8 @@ std::vector<std::string> unlockArgs(const RepositoryContext& ctx) {
   return command(ctx, {"unlock"}, Lock::Take, Json::Off);
 }
 
+std::vector<std::string> checkArgs(const RepositoryContext& ctx) { return command(ctx, {"check"}, Lock::Take, Json::Off); }
+
 std::vector<std::string> versionArgs(const std::string& binary) { return {binary, "version"}; }
 
 std::vector<std::string> keyListArgs(const RepositoryContext& ctx) {

@@ -39,6 +39,8 @@ std::vector<std::string> snapshotsArgs(const RepositoryContext& ctx);
 std::vector<std::string> lsArgs(const RepositoryContext& ctx, const std::string& snapshot, const std::string& path);
 std::vector<std::string> forgetArgs(const RepositoryContext& ctx, const std::string& snapshot);
 std::vector<std::string> unlockArgs(const RepositoryContext& ctx);
+// `check` (structure only; reading all data is a later, scheduled option).
+std::vector<std::string> checkArgs(const RepositoryContext& ctx);
 std::vector<std::string> versionArgs(const std::string& binary);
 // The repository's keys (passwords) as JSON (`key list --json`, no lock: it only reads).
 std::vector<std::string> keyListArgs(const RepositoryContext& ctx);

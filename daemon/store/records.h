@@ -108,8 +108,8 @@ void serialize(Archive& ar, BackupSummary& s, const std::uint32_t /*version*/) {
 template <class Archive>
 void serialize(Archive& ar, Job& j, const std::uint32_t /*version*/) {
   ar(j.id);
-  records_detail::enumField(ar, j.operation, JobOperation::ChangePassword);
-  records_detail::enumField(ar, j.state, JobState::Interrupted);
+  records_detail::enumField(ar, j.operation, kLastJobOperation);
+  records_detail::enumField(ar, j.state, kLastJobState);
   ar(j.repositoryId, j.repositoryName, j.volumeId, j.volumeName, j.snapshot, j.target, j.tags, j.excludes,
      j.includes, j.startedByUid, j.created, j.started, j.finished, j.progress, j.message, j.warnings, j.summary,
      j.log, j.childPid);

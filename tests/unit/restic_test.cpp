@@ -135,6 +135,16 @@ TEST(ResticArgs, ForgetNeverPrunesAndUnlockNeverRemovesLiveLocks) {
   }
 }
 
+TEST(ResticArgs, CheckTakesTheLockAndReadsNoData) {
+  RepositoryContext ctx;
+  ctx.binary = "/usr/bin/restic";
+  ctx.repository = "/srv/backups/main";
+  ctx.cacheDir = "/var/cache/zerobyte/r1";
+  // restic check takes the repository's exclusive lock itself; --read-data is a later, scheduled option.
+  EXPECT_EQ(checkArgs(ctx), (std::vector<std::string>{"/usr/bin/restic", "check", "--cache-dir", "/var/cache/zerobyte/r1", "--repo",
+                                                      "/srv/backups/main"}));
+}
+
 TEST(ResticArgs, InitAndVersion) {
   EXPECT_EQ(initArgs(sampleContext()),
             (std::vector<std::string>{"/usr/bin/restic", "init", "--cache-dir", "/var/cache/zerobyte/r1", "--repo",
@@ -846,6 +856,10 @@ TEST_F(LiveRestic, InitBackupSnapshotsLsRestoreForgetUnlockWithThePasswordOnFd3)
 
   const auto unlock = run(unlockArgs(m_ctx));
   EXPECT_EQ(unlock.exitCode, 0) << unlock.err;
+
+  const auto check = run(checkArgs(m_ctx));
+  EXPECT_EQ(check.exitCode, 0) << check.err;
+  EXPECT_NE(check.out.find("no errors were found"), std::string::npos) << check.out;
 }
 
 TEST_F(LiveRestic, WrongPasswordAndMissingRepositoryAreClassified) {

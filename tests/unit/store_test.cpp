@@ -347,13 +347,13 @@ TEST_F(StoreTest, JobWithoutSummaryOrEstimateLoadsWithout) {
 }
 
 TEST_F(StoreTest, EveryOperationAndStateRoundTrips) {
+  // Every value up to the last one the model declares: a new operation must be storable.
   Store store(stateDir());
-  const core::JobOperation operations[] = {core::JobOperation::Backup, core::JobOperation::Restore,
-                                           core::JobOperation::Forget, core::JobOperation::Init,
-                                           core::JobOperation::Import, core::JobOperation::Unlock};
-  const core::JobState states[] = {core::JobState::Queued,    core::JobState::Running, core::JobState::Succeeded,
-                                   core::JobState::Warning,   core::JobState::Failed,  core::JobState::Cancelled,
-                                   core::JobState::Interrupted};
+  std::vector<core::JobOperation> operations;
+  for (uint32_t v = 0; v <= static_cast<uint32_t>(core::kLastJobOperation); ++v) operations.push_back(static_cast<core::JobOperation>(v));
+  std::vector<core::JobState> states;
+  for (uint32_t v = 0; v <= static_cast<uint32_t>(core::kLastJobState); ++v) states.push_back(static_cast<core::JobState>(v));
+  ASSERT_GE(operations.size(), 9u);
   uint64_t id = 1;
   auto txn = store.begin();
   for (auto op : operations)
@@ -370,6 +370,7 @@ TEST_F(StoreTest, EveryOperationAndStateRoundTrips) {
       ASSERT_TRUE(loaded);
       EXPECT_EQ(loaded->operation, op);
       EXPECT_EQ(loaded->state, state);
+      EXPECT_NE(core::toString(loaded->operation), "unknown");
     }
 }
 
