@@ -1,6 +1,8 @@
 // The configuration loader: the shipped file, the mapping onto the structs, and file:line:column for every mistake.
 #include "daemon/config/config.h"
 
+#include "tests/unit/test_support.h"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -10,6 +12,8 @@
 
 namespace zerobyte::config {
 namespace {
+
+using zbtest::unit::contains;
 
 const std::string kDataDir = ZB_TEST_DATA_DIR "/config";
 
@@ -36,8 +40,6 @@ std::string onlyDiagnostic(std::string_view yaml) {
   }
   return diagnostics[0].str();
 }
-
-bool contains(const std::string& haystack, std::string_view needle) { return haystack.find(needle) != std::string::npos; }
 
 TEST(ConfigShippedFile, LoadsWithoutErrorsAndGivesTheDefaults) {
   Config config = loadFile(ZB_SOURCE_DIR "/etc/zerobyte.yaml");

@@ -6,40 +6,38 @@
 #include "ctl/paths.h"
 #include "ctl/progress.h"
 #include "ctl/record_format.h"
+#include "tests/unit/test_support.h"
 
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
-#include <cstdlib>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <limits>
+#include <optional>
 
 namespace zerobyte::ctl {
 namespace {
 
 using nlohmann::json;
+using zbtest::unit::TemporaryDirectory;
+using zbtest::unit::writeFile;
 
 // Pins the local time zone for one test: a POSIX TZ string needs no tzdata.
 class LocalTimeZone {
  public:
   explicit LocalTimeZone(const char* tz) {
-    if (const char* old = std::getenv("TZ")) m_old = old;
-    ::setenv("TZ", tz, 1);
+    m_tz.emplace("TZ", tz);
     ::tzset();
   }
   ~LocalTimeZone() {
-    if (m_old.empty())
-      ::unsetenv("TZ");
-    else
-      ::setenv("TZ", m_old.c_str(), 1);
-    ::tzset();
+    m_tz.reset();
+    ::tzset();  // only once TZ is back, so the old zone is in force again
   }
+  LocalTimeZone(const LocalTimeZone&) = delete;
+  LocalTimeZone& operator=(const LocalTimeZone&) = delete;
 
  private:
-  std::string m_old;
+  std::optional<zbtest::unit::ScopedEnvironment> m_tz;
 };
 
 json runningBackup() {
@@ -365,10 +363,10 @@ TEST(PasswordFromText, RefusesAnEmptyPassword) {
 }
 
 TEST(ReadRepositoryPassword, ReadsTheFileGiven) {
-  auto path = std::filesystem::temp_directory_path() / ("zb-ctl-pw-" + std::to_string(::getpid()));
-  std::ofstream(path) << "correct horse\n";
+  TemporaryDirectory dir("zb-ctl-pw");
+  const auto path = dir.path() / "password";
+  writeFile(path, "correct horse\n");
   EXPECT_EQ(readRepositoryPassword(path.string(), "main"), "correct horse");
-  std::filesystem::remove(path);
 }
 
 TEST(ReadRepositoryPassword, NamesAMissingFile) {

@@ -5,87 +5,26 @@
 #include "common/errors.h"
 #include "daemon/secrets/vault.h"
 #include "daemon/store/store.h"
+#include "tests/unit/test_support.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <optional>
-#include <stdexcept>
 #include <string>
 
 namespace zerobyte::api {
 namespace {
 
 namespace fs = std::filesystem;
-
-class TemporaryDirectory {
- public:
-  TemporaryDirectory() {
-    std::string pattern = (fs::temp_directory_path() / "zerobyte-rotation-test-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    m_path = pattern;
-  }
-  ~TemporaryDirectory() {
-    std::error_code ec;
-    fs::remove_all(m_path, ec);
-  }
-  TemporaryDirectory(const TemporaryDirectory&) = delete;
-  TemporaryDirectory& operator=(const TemporaryDirectory&) = delete;
-  const fs::path& path() const { return m_path; }
-
- private:
-  fs::path m_path;
-};
-
-class ScopedEnvironment {
- public:
-  ScopedEnvironment(std::string name, const std::optional<std::string>& value) : m_name(std::move(name)) {
-    if (const char* old = std::getenv(m_name.c_str())) m_old = old;
-    if (value) ::setenv(m_name.c_str(), value->c_str(), 1);
-    else ::unsetenv(m_name.c_str());
-  }
-  ~ScopedEnvironment() {
-    if (m_old) ::setenv(m_name.c_str(), m_old->c_str(), 1);
-    else ::unsetenv(m_name.c_str());
-  }
-  ScopedEnvironment(const ScopedEnvironment&) = delete;
-  ScopedEnvironment& operator=(const ScopedEnvironment&) = delete;
-
- private:
-  std::string m_name;
-  std::optional<std::string> m_old;
-};
-
-void writeFile(const fs::path& path, const std::string& content, mode_t mode) {
-  {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out << content;
-  }
-  if (::chmod(path.c_str(), mode) != 0) throw std::runtime_error("chmod failed");
-}
-
-std::string readFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-template <class Body>
-Error thrownError(Body&& body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "expected zerobyte::Error";
-  return Error(ErrorCode::Internal, "nothing thrown");
-}
-
-bool contains(const std::string& haystack, const std::string& needle) { return haystack.find(needle) != std::string::npos; }
+using zbtest::unit::contains;
+using zbtest::unit::readFile;
+using zbtest::unit::ScopedEnvironment;
+using zbtest::unit::TemporaryDirectory;
+using zbtest::unit::thrownError;
+using zbtest::unit::writeFile;
 
 // Three repositories with known passwords, one of them in the middle of a password change.
 class Rotation : public ::testing::Test {
@@ -132,7 +71,7 @@ class Rotation : public ::testing::Test {
       {"repositories/r3", "password of r3"},
   };
 
-  TemporaryDirectory m_dir;
+  TemporaryDirectory m_dir{"zerobyte-rotation-test"};
   std::optional<store::Store> m_store;
   std::optional<secrets::Vault> m_vault;
   std::string m_oldKey;

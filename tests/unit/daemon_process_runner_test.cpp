@@ -3,6 +3,7 @@
 #include "common/errors.h"
 #include "daemon/loop/event_loop.h"
 #include "daemon/process/process_runner.h"
+#include "tests/unit/test_support.h"
 
 #include <gtest/gtest.h>
 
@@ -11,7 +12,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -23,6 +23,8 @@ namespace zerobyte::process {
 namespace {
 
 using namespace std::chrono_literals;
+using zbtest::unit::readFile;
+using zbtest::unit::ScopedEnvironment;
 
 constexpr const char* kPython = "/usr/bin/python3";
 
@@ -67,13 +69,6 @@ struct Outcome {
   std::vector<std::string> err;
   std::optional<ProcessResult> result;
 };
-
-std::string readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 class ProcessRunnerTest : public ::testing::Test {
  protected:
@@ -220,9 +215,8 @@ TEST_F(ProcessRunnerTest, SecretIsNeitherInTheCommandLineNorInTheEnvironment) {
 }
 
 TEST_F(ProcessRunnerTest, EnvironmentIsExactlyWhatWasGiven) {
-  ASSERT_EQ(setenv("ZB_TEST_LEAK_CHECK", "from-the-parent", 1), 0);
+  ScopedEnvironment leak("ZB_TEST_LEAK_CHECK", "from-the-parent");
   auto o = runToEnd(Spec({"/usr/bin/env"}).env({"ALPHA=1", "BETA=two words", "EMPTY="}));
-  unsetenv("ZB_TEST_LEAK_CHECK");
   ASSERT_TRUE(o.result);
   EXPECT_EQ(o.result->exitCode, 0);
   EXPECT_EQ(o.out, (std::vector<std::string>{"ALPHA=1", "BETA=two words", "EMPTY="}));

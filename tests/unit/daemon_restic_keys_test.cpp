@@ -4,47 +4,30 @@
 #include "daemon/loop/event_loop.h"
 #include "daemon/process/process_runner.h"
 #include "daemon/restic/restic.h"
+#include "tests/unit/test_support.h"
 
 #include <gtest/gtest.h>
 
-#include <stdlib.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace zerobyte::restic {
 namespace {
 
-namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using zbtest::unit::readTestData;
+using zbtest::unit::TemporaryDirectory;
+using zbtest::unit::thrownError;
 
 const std::string kRestic = std::getenv("ZB_TEST_RESTIC") ? std::getenv("ZB_TEST_RESTIC") : "/usr/bin/restic";
 
-std::string readData(const std::string& name) {
-  std::ifstream in(std::string(ZB_TEST_DATA_DIR) + "/restic-0.14/" + name, std::ios::binary);
-  if (!in) throw std::runtime_error("missing test data " + name);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 RepositoryContext context() { return RepositoryContext{"/usr/bin/restic", "/srv/backups/main", "/var/cache/zerobyte/r1", 3}; }
-
-template <class Body>
-Error thrownError(Body&& body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "expected zerobyte::Error";
-  return Error(ErrorCode::Internal, "nothing thrown");
-}
 
 // ---- argv ----
 
@@ -71,7 +54,7 @@ TEST(ResticKeyArgs, RemoveTakesOnlyAHexKeyIdAfterDoubleDash) {
 // ---- key list --json ----
 
 TEST(ResticKeyList, ReadsTheRecordedListAndFindsTheCurrentKey) {
-  auto keys = parseKeyList(readData("key-list.json"));
+  auto keys = parseKeyList(readTestData("restic-0.14/key-list.json"));
   ASSERT_EQ(keys.size(), 2u);
   EXPECT_EQ(keys[0].id, "8a8911f6");
   EXPECT_TRUE(keys[0].current);
@@ -107,14 +90,7 @@ class ResticKeysWithRealRestic : public ::testing::Test {
 
   void SetUp() override {
     if (::access(kRestic.c_str(), X_OK) != 0) GTEST_SKIP() << kRestic << " is not installed";
-    std::string pattern = (fs::temp_directory_path() / "zerobyte-restic-keys-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    m_dir = pattern;
-    m_ctx = RepositoryContext{kRestic, (m_dir / "repo").string(), (m_dir / "cache").string(), 3};
-  }
-  void TearDown() override {
-    std::error_code ec;
-    if (!m_dir.empty()) fs::remove_all(m_dir, ec);
+    m_ctx = RepositoryContext{kRestic, (m_dir.path() / "repo").string(), (m_dir.path() / "cache").string(), 3};
   }
 
   struct Run {
@@ -127,7 +103,7 @@ class ResticKeysWithRealRestic : public ::testing::Test {
   Run run(std::vector<std::string> argv, const std::string& password, std::optional<std::string> second = std::nullopt) {
     process::ProcessSpec spec;
     spec.argv = std::move(argv);
-    spec.env = environment(m_ctx, m_dir.string(), m_dir.string());
+    spec.env = environment(m_ctx, m_dir.path().string(), m_dir.path().string());
     spec.secret = password;
     spec.secretFd = 3;
     if (second) spec.secrets.emplace_back(4, *second);
@@ -149,7 +125,7 @@ class ResticKeysWithRealRestic : public ::testing::Test {
 
   loop::EventLoop m_loop;
   process::ProcessRunner m_runner{m_loop};
-  fs::path m_dir;
+  TemporaryDirectory m_dir{"zerobyte-restic-keys"};
   RepositoryContext m_ctx;
 };
 

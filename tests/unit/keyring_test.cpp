@@ -5,6 +5,7 @@
 #include "daemon/secrets/vault.h"
 
 #include "common/errors.h"
+#include "tests/unit/test_support.h"
 
 #include <gtest/gtest.h>
 #include <openssl/sha.h>
@@ -12,71 +13,22 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <optional>
 #include <sstream>
-#include <stdexcept>
 #include <string>
 
 namespace zerobyte::secrets {
 namespace {
 
 namespace fs = std::filesystem;
-
-class TemporaryDirectory {
- public:
-  TemporaryDirectory() {
-    std::string pattern = (fs::temp_directory_path() / "zerobyte-keyring-test-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    m_path = pattern;
-  }
-  ~TemporaryDirectory() {
-    std::error_code ec;
-    fs::remove_all(m_path, ec);
-  }
-  TemporaryDirectory(const TemporaryDirectory&) = delete;
-  TemporaryDirectory& operator=(const TemporaryDirectory&) = delete;
-  const fs::path& path() const { return m_path; }
-
- private:
-  fs::path m_path;
-};
-
-// Sets (or unsets) an environment variable for one test and restores it afterwards.
-class ScopedEnvironment {
- public:
-  ScopedEnvironment(std::string name, const std::optional<std::string>& value) : m_name(std::move(name)) {
-    if (const char* old = std::getenv(m_name.c_str())) m_old = old;
-    if (value) ::setenv(m_name.c_str(), value->c_str(), 1);
-    else ::unsetenv(m_name.c_str());
-  }
-  ~ScopedEnvironment() {
-    if (m_old) ::setenv(m_name.c_str(), m_old->c_str(), 1);
-    else ::unsetenv(m_name.c_str());
-  }
-  ScopedEnvironment(const ScopedEnvironment&) = delete;
-  ScopedEnvironment& operator=(const ScopedEnvironment&) = delete;
-
- private:
-  std::string m_name;
-  std::optional<std::string> m_old;
-};
-
-void writeFile(const fs::path& path, const std::string& content, mode_t mode) {
-  {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out << content;
-  }
-  if (::chmod(path.c_str(), mode) != 0) throw std::runtime_error("chmod failed");
-}
-
-std::string readFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using zbtest::unit::contains;
+using zbtest::unit::readFile;
+using zbtest::unit::ScopedEnvironment;
+using zbtest::unit::TemporaryDirectory;
+using zbtest::unit::thrownError;
+using zbtest::unit::writeFile;
 
 std::string sha256(const std::string& data) {
   std::string digest(SHA256_DIGEST_LENGTH, '\0');
@@ -91,19 +43,6 @@ MasterKey keyOf(char fill, std::string source = "test") {
   key.source = std::move(source);
   return key;
 }
-
-template <class Body>
-Error thrownError(Body&& body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "expected zerobyte::Error";
-  return Error(ErrorCode::Internal, "nothing thrown");
-}
-
-bool contains(const std::string& haystack, const std::string& needle) { return haystack.find(needle) != std::string::npos; }
 
 // The VmFlags of the mapping that holds `address`, from /proc/self/smaps ("rd mr mw me dd wf lo ...").
 std::string vmFlagsOf(const void* address) {
@@ -233,7 +172,7 @@ class MasterKeySources : public ::testing::Test {
     fs::permissions(state(), fs::perms::owner_all);
     fs::create_directory(credentials());
   }
-  TemporaryDirectory m_dir;
+  TemporaryDirectory m_dir{"zerobyte-keyring-test"};
 };
 
 TEST_F(MasterKeySources, ACredentialOfExactly32BytesIsTheKey) {

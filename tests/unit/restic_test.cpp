@@ -1,6 +1,8 @@
 // restic command lines, environment and output parsing, against recorded and live restic output.
 #include "daemon/restic/restic.h"
 
+#include "tests/unit/test_support.h"
+
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -14,7 +16,6 @@
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <thread>
 #include <utility>
@@ -23,18 +24,14 @@ namespace zerobyte::restic {
 namespace {
 
 namespace fs = std::filesystem;
+using zbtest::unit::ScopedEnvironment;
+using zbtest::unit::TemporaryDirectory;
+using zbtest::unit::writeFile;
 
 // Debian 12's restic; ZB_TEST_RESTIC runs the live tests against another build (e.g. 0.18 from trixie).
 const std::string kRestic = std::getenv("ZB_TEST_RESTIC") ? std::getenv("ZB_TEST_RESTIC") : "/usr/bin/restic";
 
-std::string readSample(const std::string& name) {
-  const auto path = fs::path(ZB_TEST_DATA_DIR) / "restic-0.14" / name;
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in) << "cannot open " << path;
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
+std::string readSample(const std::string& name) { return zbtest::unit::readTestData(fs::path("restic-0.14") / name); }
 
 std::vector<std::string> linesOf(const std::string& text) {
   std::vector<std::string> lines;
@@ -165,9 +162,8 @@ TEST(ResticArgs, RepositoryStringIsOneElementEvenWhenItLooksLikeAFlag) {
 TEST(ResticEnvironment, HoldsExactlyTheListedVariables) {
   auto ctx = sampleContext();
   ctx.passwordFd = 7;
-  ::setenv("ZEROBYTE_TEST_LEAK", "must-not-appear", 1);
+  ScopedEnvironment leak("ZEROBYTE_TEST_LEAK", "must-not-appear");
   auto env = environment(ctx, "/var/lib/zerobyte/home", "/var/tmp/zerobyte");
-  ::unsetenv("ZEROBYTE_TEST_LEAK");
   std::sort(env.begin(), env.end());
   const std::vector<std::string> expected{
       "HOME=/var/lib/zerobyte/home",
@@ -733,27 +729,6 @@ RunResult finish(Child& child) {
   return result;
 }
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "zb-restic-test-XXXXXX").string();
-    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-    m_path = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(m_path, ignored);
-  }
-  const fs::path& path() const { return m_path; }
-
- private:
-  fs::path m_path;
-};
-
-void writeFile(const fs::path& path, const std::string& content) {
-  std::ofstream(path, std::ios::binary) << content;
-}
-
 class LiveRestic : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -770,7 +745,7 @@ class LiveRestic : public ::testing::Test {
 
   fs::path src() const { return m_dir.path() / "src"; }
 
-  TempDir m_dir;
+  TemporaryDirectory m_dir{"zb-restic-test"};
   RepositoryContext m_ctx;
   std::vector<std::string> m_env;
 };

@@ -4,13 +4,11 @@
 
 #include "common/errors.h"
 #include "daemon/store/records.h"
+#include "tests/unit/test_support.h"
 
 #include <gtest/gtest.h>
-#include <lmdb.h>
 
-#include <cstdlib>
 #include <filesystem>
-#include <stdexcept>
 #include <string>
 
 namespace zerobyte::store {
@@ -18,6 +16,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::string_literals;
+using zbtest::unit::putRawLmdbRecord;
+using zbtest::unit::TemporaryDirectory;
 
 // A Repository record exactly as the build before pendingPassword wrote it (class version 1):
 // id "0a1b2c3d", name "main", type "local", path "/srv/backup/main", owner 1000, created
@@ -30,48 +30,12 @@ const std::string kVersion1Record =
     "\x00\x00\x00\x00\x00\x00\x00\x43\x43\x43\x43\x43\x43\x43\x43\x43\x43\x43\x43\x43\x43\x43\x43\x43\x43\x43\x43\x00"
     "\x00\x00\x00\x00\x00\x00\x00"s;
 
-class TemporaryDirectory {
- public:
-  TemporaryDirectory() {
-    std::string pattern = (fs::temp_directory_path() / "zerobyte-store-secrets-test-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    m_path = pattern;
-  }
-  ~TemporaryDirectory() {
-    std::error_code ec;
-    fs::remove_all(m_path, ec);
-  }
-  TemporaryDirectory(const TemporaryDirectory&) = delete;
-  TemporaryDirectory& operator=(const TemporaryDirectory&) = delete;
-  const fs::path& path() const { return m_path; }
-
- private:
-  fs::path m_path;
-};
-
 class StoreSecrets : public ::testing::Test {
  protected:
   fs::path stateDir() const { return m_temp.path() / "state"; }
 
-  // Raw bytes into a table, past Store (which must be closed: one environment per process).
-  void rawPut(const std::string& table, std::string_view key, std::string_view value) const {
-    MDB_env* env = nullptr;
-    ASSERT_EQ(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 8);
-    ASSERT_EQ(mdb_env_open(env, stateDir().c_str(), MDB_NOTLS, 0600), 0);
-    MDB_txn* txn = nullptr;
-    ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
-    MDB_dbi dbi = 0;
-    ASSERT_EQ(mdb_dbi_open(txn, table.c_str(), 0, &dbi), 0);
-    MDB_val k{key.size(), const_cast<char*>(key.data())};
-    MDB_val v{value.size(), const_cast<char*>(value.data())};
-    ASSERT_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
-    ASSERT_EQ(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
-  }
-
  private:
-  TemporaryDirectory m_temp;
+  TemporaryDirectory m_temp{"zerobyte-store-secrets-test"};
 };
 
 core::SealedSecret sealed(uint32_t keyId, char fill) {
@@ -80,7 +44,7 @@ core::SealedSecret sealed(uint32_t keyId, char fill) {
 
 TEST_F(StoreSecrets, AVersion1RepositoryRecordLoadsWithoutAPendingPassword) {
   { Store store(stateDir()); }
-  rawPut("repositories", "0a1b2c3d", kVersion1Record);
+  putRawLmdbRecord(stateDir(), "repositories", "0a1b2c3d", kVersion1Record);
   Store store(stateDir());
   auto repository = store.repository("0a1b2c3d");
   ASSERT_TRUE(repository);
@@ -97,7 +61,7 @@ TEST_F(StoreSecrets, AVersion1RepositoryRecordLoadsWithoutAPendingPassword) {
 
 TEST_F(StoreSecrets, AVersion1RecordRewrittenKeepsItsFieldsAndGainsThePendingPassword) {
   { Store store(stateDir()); }
-  rawPut("repositories", "0a1b2c3d", kVersion1Record);
+  putRawLmdbRecord(stateDir(), "repositories", "0a1b2c3d", kVersion1Record);
   {
     Store store(stateDir());
     auto repository = *store.repository("0a1b2c3d");
@@ -119,7 +83,7 @@ TEST_F(StoreSecrets, AVersion1RecordRewrittenKeepsItsFieldsAndGainsThePendingPas
 
 TEST_F(StoreSecrets, AVersion1RecordWithBytesAfterItIsStillCorruption) {
   { Store store(stateDir()); }
-  rawPut("repositories", "0a1b2c3d", kVersion1Record + "\x01"s);
+  putRawLmdbRecord(stateDir(), "repositories", "0a1b2c3d", kVersion1Record + "\x01"s);
   Store store(stateDir());
   try {
     store.repository("0a1b2c3d");
@@ -175,7 +139,7 @@ TEST_F(StoreSecrets, MasterKeyCredentialIsAbsentUntilARotationRecordsIt) {
 
 TEST_F(StoreSecrets, AMasterKeyCredentialThatIsNoNameIsCorruption) {
   { Store store(stateDir()); }
-  rawPut("meta", "master_key_credential", "../../etc/shadow");
+  putRawLmdbRecord(stateDir(), "meta", "master_key_credential", "../../etc/shadow");
   Store store(stateDir());
   try {
     store.masterKeyCredential();

@@ -3,15 +3,13 @@
 
 #include "common/errors.h"
 #include "daemon/store/records.h"
+#include "tests/unit/test_support.h"
 
 #include <cereal/archives/portable_binary.hpp>
 #include <gtest/gtest.h>
-#include <lmdb.h>
 #include <sys/stat.h>
 
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -21,51 +19,17 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::string_literals;
-
-class TemporaryDirectory {
- public:
-  TemporaryDirectory() {
-    std::string pattern = (fs::temp_directory_path() / "zerobyte-store-test-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    m_path = pattern;
-  }
-  ~TemporaryDirectory() {
-    std::error_code ec;
-    fs::remove_all(m_path, ec);
-  }
-  TemporaryDirectory(const TemporaryDirectory&) = delete;
-  TemporaryDirectory& operator=(const TemporaryDirectory&) = delete;
-  const fs::path& path() const { return m_path; }
-
- private:
-  fs::path m_path;
-};
+using zbtest::unit::putRawLmdbRecord;
+using zbtest::unit::TemporaryDirectory;
+using zbtest::unit::thrownError;
+using zbtest::unit::writeFile;
 
 class StoreTest : public ::testing::Test {
  protected:
   fs::path stateDir() const { return m_temp.path() / "state"; }
 
-  // Writes raw bytes into a table, bypassing Store (which must be closed: LMDB forbids opening
-  // one environment twice in a process).
-  void rawPut(const std::string& table, std::string_view key, std::string_view value) const {
-    MDB_env* env = nullptr;
-    ASSERT_EQ(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 8);
-    mdb_env_set_mapsize(env, size_t{1} << 30);
-    ASSERT_EQ(mdb_env_open(env, stateDir().c_str(), MDB_NOTLS, 0600), 0);
-    MDB_txn* txn = nullptr;
-    ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
-    MDB_dbi dbi = 0;
-    ASSERT_EQ(mdb_dbi_open(txn, table.c_str(), 0, &dbi), 0);
-    MDB_val k{key.size(), const_cast<char*>(key.data())};
-    MDB_val v{value.size(), const_cast<char*>(value.data())};
-    ASSERT_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
-    ASSERT_EQ(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
-  }
-
  private:
-  TemporaryDirectory m_temp;
+  TemporaryDirectory m_temp{"zerobyte-store-test"};
 };
 
 core::Volume makeVolume(const std::string& id) {
@@ -266,18 +230,6 @@ std::string encodeRecord(const T& record) {
     archive(record);
   }
   return out.str();
-}
-
-// Runs `body` and returns the Error it throws (failing the test if it throws nothing).
-template <class Body>
-Error thrownError(Body&& body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "expected zerobyte::Error";
-  return Error(ErrorCode::Internal, "nothing thrown");
 }
 
 TEST_F(StoreTest, NewStoreHasCurrentSchemaVersionAndNoRecords) {
@@ -570,7 +522,7 @@ TEST_F(StoreTest, RefusesAStoreWithANewerSchemaVersion) {
     txn.put(makeVolume("v1"));
     txn.commit();
   }
-  rawPut("meta", "schema_version", "\0\0\0\x02"s);
+  putRawLmdbRecord(stateDir(), "meta", "schema_version", "\0\0\0\x02"s);
   auto error = thrownError([&] { Store store(stateDir()); });
   EXPECT_EQ(error.code(), ErrorCode::Failed);
   const std::string message = error.what();
@@ -581,7 +533,7 @@ TEST_F(StoreTest, RefusesAStoreWithANewerSchemaVersion) {
 
 TEST_F(StoreTest, RefusesAStoreWithAnUnknownOlderSchemaVersion) {
   { Store store(stateDir()); }
-  rawPut("meta", "schema_version", "\0\0\0\0"s);
+  putRawLmdbRecord(stateDir(), "meta", "schema_version", "\0\0\0\0"s);
   auto error = thrownError([&] { Store store(stateDir()); });
   EXPECT_EQ(error.code(), ErrorCode::Failed);
   EXPECT_NE(std::string(error.what()).find("no migration from version 0"), std::string::npos) << error.what();
@@ -589,10 +541,7 @@ TEST_F(StoreTest, RefusesAStoreWithAnUnknownOlderSchemaVersion) {
 
 TEST_F(StoreTest, NonLmdbFileFailsNamingThePath) {
   fs::create_directories(stateDir());
-  {
-    std::ofstream junk(stateDir() / "data.mdb", std::ios::binary);
-    junk << std::string(8192, 'x');
-  }
+  writeFile(stateDir() / "data.mdb", std::string(8192, 'x'));
   auto error = thrownError([&] { Store store(stateDir()); });
   EXPECT_EQ(error.code(), ErrorCode::Failed);
   EXPECT_NE(std::string(error.what()).find((stateDir() / "data.mdb").string()), std::string::npos) << error.what();
@@ -650,10 +599,10 @@ TEST_F(StoreTest, CorruptedValueFailsNamingTheRecord) {
     txn.put(makeJob(42, core::JobState::Succeeded));
     txn.commit();
   }
-  rawPut("volumes", "broken", "\x01\xff\xff\xff\xff\xff\xff\xff\xff garbage"s);
+  putRawLmdbRecord(stateDir(), "volumes", "broken", "\x01\xff\xff\xff\xff\xff\xff\xff\xff garbage"s);
   std::string truncatedJob = encodeRecord(makeJob(42, core::JobState::Succeeded));
   truncatedJob.resize(truncatedJob.size() / 2);
-  rawPut("jobs", jobKey(42), truncatedJob);
+  putRawLmdbRecord(stateDir(), "jobs", jobKey(42), truncatedJob);
 
   Store store(stateDir());
   auto volumeError = thrownError([&] { store.volume("broken"); });
@@ -672,7 +621,7 @@ TEST_F(StoreTest, CorruptedValueFailsNamingTheRecord) {
 TEST_F(StoreTest, CorruptLengthIsCaughtBeforeAllocating) {
   { Store store(stateDir()); }
   // Endianness flag, class version 1, then an id length of 2^40 bytes in a 21-byte record.
-  rawPut("volumes", "huge", "\x01\x01\0\0\0\0\0\0\0\0\x01\0\0rest-of-it"s);
+  putRawLmdbRecord(stateDir(), "volumes", "huge", "\x01\x01\0\0\0\0\0\0\0\0\x01\0\0rest-of-it"s);
   Store store(stateDir());
   auto error = thrownError([&] { store.volume("huge"); });
   EXPECT_EQ(error.code(), ErrorCode::Failed);
@@ -682,7 +631,7 @@ TEST_F(StoreTest, CorruptLengthIsCaughtBeforeAllocating) {
 
 TEST_F(StoreTest, TrailingBytesAfterARecordAreCorruption) {
   { Store store(stateDir()); }
-  rawPut("volumes", "v1", encodeRecord(makeVolume("v1")) + "extra");
+  putRawLmdbRecord(stateDir(), "volumes", "v1", encodeRecord(makeVolume("v1")) + "extra");
   Store store(stateDir());
   auto error = thrownError([&] { store.volume("v1"); });
   EXPECT_EQ(error.code(), ErrorCode::Failed);
@@ -699,7 +648,7 @@ TEST_F(StoreTest, OutOfRangeJobStateIsCorruption) {
   ASSERT_LT(at, queued.size());
   queued[at] = 99;
   { Store store(stateDir()); }
-  rawPut("jobs", jobKey(5), queued);
+  putRawLmdbRecord(stateDir(), "jobs", jobKey(5), queued);
   Store store(stateDir());
   auto error = thrownError([&] { store.job(5); });
   EXPECT_EQ(error.code(), ErrorCode::Failed);

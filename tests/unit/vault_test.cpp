@@ -2,18 +2,16 @@
 #include "daemon/secrets/vault.h"
 
 #include "common/errors.h"
+#include "tests/unit/test_support.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <optional>
-#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace zerobyte::secrets {
@@ -21,58 +19,14 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::string_literals;
+using zbtest::unit::contains;
+using zbtest::unit::readFile;
+using zbtest::unit::ScopedEnvironment;
+using zbtest::unit::TemporaryDirectory;
+using zbtest::unit::thrownError;
+using zbtest::unit::writeFile;
 
-class TemporaryDirectory {
- public:
-  TemporaryDirectory() {
-    std::string pattern = (fs::temp_directory_path() / "zerobyte-vault-test-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    m_path = pattern;
-  }
-  ~TemporaryDirectory() {
-    std::error_code ec;
-    fs::remove_all(m_path, ec);
-  }
-  TemporaryDirectory(const TemporaryDirectory&) = delete;
-  TemporaryDirectory& operator=(const TemporaryDirectory&) = delete;
-  const fs::path& path() const { return m_path; }
-
- private:
-  fs::path m_path;
-};
-
-// Sets (or unsets) an environment variable for one test and restores it afterwards.
-class ScopedEnvironment {
- public:
-  ScopedEnvironment(std::string name, const std::optional<std::string>& value) : m_name(std::move(name)) {
-    if (const char* old = std::getenv(m_name.c_str())) m_old = old;
-    if (value) ::setenv(m_name.c_str(), value->c_str(), 1);
-    else ::unsetenv(m_name.c_str());
-  }
-  ~ScopedEnvironment() {
-    if (m_old) ::setenv(m_name.c_str(), m_old->c_str(), 1);
-    else ::unsetenv(m_name.c_str());
-  }
-  ScopedEnvironment(const ScopedEnvironment&) = delete;
-  ScopedEnvironment& operator=(const ScopedEnvironment&) = delete;
-
- private:
-  std::string m_name;
-  std::optional<std::string> m_old;
-};
-
-void writeFile(const fs::path& path, const std::string& content, mode_t mode) {
-  {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out << content;
-  }
-  if (::chmod(path.c_str(), mode) != 0) throw std::runtime_error("chmod failed");
-}
-
-std::string readFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+constexpr std::string_view kDirectoryPrefix = "zerobyte-vault-test";
 
 MasterKey keyOf(char fill) {
   MasterKey key;
@@ -80,21 +34,6 @@ MasterKey keyOf(char fill) {
   key.keyId = static_cast<uint32_t>(fill) * 0x01010101u;
   key.source = "test";
   return key;
-}
-
-template <class Body>
-Error thrownError(Body&& body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "expected zerobyte::Error";
-  return Error(ErrorCode::Internal, "nothing thrown");
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
 }
 
 // ---- sealing ----
@@ -206,7 +145,7 @@ TEST(Vault, RandomPasswordIs64LowercaseHexAndFresh) {
 // ---- the master key file ----
 
 TEST(MasterKeyFile, CreatedWithMode0600And32BytesThenReused) {
-  TemporaryDirectory dir;
+  TemporaryDirectory dir(kDirectoryPrefix);
   const fs::path state = dir.path() / "state";
   auto first = loadOrCreateMasterKey(state);
   const fs::path file = state / "master.key";
@@ -231,7 +170,7 @@ TEST(MasterKeyFile, CreatedWithMode0600And32BytesThenReused) {
 }
 
 TEST(MasterKeyFile, KeyIdIsTheFirstFourBytesOfSha256) {
-  TemporaryDirectory dir;
+  TemporaryDirectory dir(kDirectoryPrefix);
   // SHA-256 of 32 zero bytes is 66687aad f862bd77 ...
   writeFile(dir.path() / "master.key", std::string(32, '\0'), 0600);
   auto key = loadOrCreateMasterKey(dir.path());
@@ -239,12 +178,12 @@ TEST(MasterKeyFile, KeyIdIsTheFirstFourBytesOfSha256) {
 }
 
 TEST(MasterKeyFile, TwoStateDirectoriesGetDifferentKeys) {
-  TemporaryDirectory a, b;
+  TemporaryDirectory a(kDirectoryPrefix), b(kDirectoryPrefix);
   EXPECT_NE(loadOrCreateMasterKey(a.path()).key.value(), loadOrCreateMasterKey(b.path()).key.value());
 }
 
 TEST(MasterKeyFile, RefusedWhenReadableByOthers) {
-  TemporaryDirectory dir;
+  TemporaryDirectory dir(kDirectoryPrefix);
   loadOrCreateMasterKey(dir.path());
   const fs::path file = dir.path() / "master.key";
   ASSERT_EQ(::chmod(file.c_str(), 0644), 0);
@@ -256,7 +195,7 @@ TEST(MasterKeyFile, RefusedWhenReadableByOthers) {
 }
 
 TEST(MasterKeyFile, RefusedWhenNot32Bytes) {
-  TemporaryDirectory dir;
+  TemporaryDirectory dir(kDirectoryPrefix);
   writeFile(dir.path() / "master.key", std::string(31, 'x'), 0600);
   auto error = thrownError([&] { loadOrCreateMasterKey(dir.path()); });
   EXPECT_EQ(error.code(), ErrorCode::Failed);
@@ -265,7 +204,7 @@ TEST(MasterKeyFile, RefusedWhenNot32Bytes) {
 }
 
 TEST(MasterKeyFile, RefusedWhenASymlink) {
-  TemporaryDirectory dir;
+  TemporaryDirectory dir(kDirectoryPrefix);
   writeFile(dir.path() / "real.key", std::string(32, 'x'), 0600);
   fs::create_symlink(dir.path() / "real.key", dir.path() / "master.key");
   auto error = thrownError([&] { loadOrCreateMasterKey(dir.path()); });
@@ -274,7 +213,7 @@ TEST(MasterKeyFile, RefusedWhenASymlink) {
 }
 
 TEST(MasterKeyFile, RefusedWhenADanglingSymlinkInsteadOfCreatingThroughIt) {
-  TemporaryDirectory dir;
+  TemporaryDirectory dir(kDirectoryPrefix);
   fs::create_symlink(dir.path() / "elsewhere.key", dir.path() / "master.key");
   EXPECT_EQ(thrownError([&] { loadOrCreateMasterKey(dir.path()); }).code(), ErrorCode::Failed);
   EXPECT_FALSE(fs::exists(dir.path() / "elsewhere.key"));
@@ -282,7 +221,7 @@ TEST(MasterKeyFile, RefusedWhenADanglingSymlinkInsteadOfCreatingThroughIt) {
 
 TEST(MasterKeyFile, RefusedWhenOwnedByAnotherUser) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to chown";
-  TemporaryDirectory dir;
+  TemporaryDirectory dir(kDirectoryPrefix);
   loadOrCreateMasterKey(dir.path());
   const fs::path file = dir.path() / "master.key";
   ASSERT_EQ(::chown(file.c_str(), 12345, 12345), 0);
@@ -295,7 +234,7 @@ TEST(MasterKeyFile, RefusedWhenOwnedByAnotherUser) {
 
 class References : public ::testing::Test {
  protected:
-  TemporaryDirectory m_dir;
+  TemporaryDirectory m_dir{kDirectoryPrefix};
 };
 
 TEST_F(References, FileReferenceReadsTheSecretWithoutOneTrailingNewline) {
