@@ -339,7 +339,8 @@ class Secrets : public ::testing::Test {
     auto deadline = Clock::now() + std::chrono::milliseconds(timeoutMs);
     for (;;) {
       bool active = false;
-      for (const auto& job : daemon->ctlJson({"job", "list"}).at("jobs")) {
+      const json listed = daemon->ctlJson({"job", "list"});  // kept alive: the loop walks into it
+      for (const auto& job : listed.at("jobs")) {
         std::string state = job.value("state", "");
         if (state == "queued" || state == "running") active = true;
       }

@@ -47,7 +47,7 @@ TEST(ResticKeyArgs, RemoveTakesOnlyAHexKeyIdAfterDoubleDash) {
   EXPECT_EQ(keyRemoveArgs(context(), "3ea9525f"),
             (std::vector<std::string>{"/usr/bin/restic", "key", "remove", "--cache-dir", "/var/cache/zerobyte/r1", "--repo",
                                       "/srv/backups/main", "--", "3ea9525f"}));
-  for (const char* bad : {"", "3ea9525", "--remove-all", "3EA9525F", "3ea9525f/../x", std::string(65, 'a').c_str()})
+  for (const std::string& bad : std::vector<std::string>{"", "3ea9525", "--remove-all", "3EA9525F", "3ea9525f/../x", std::string(65, 'a')})
     EXPECT_EQ(thrownError([&] { keyRemoveArgs(context(), bad); }).code(), ErrorCode::InvalidArgument) << bad;
 }
 
