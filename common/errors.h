@@ -20,6 +20,7 @@ namespace zerobyte {
   X(Conflict, 6, "the resource is not in a state that allows this")                           \
   X(ReadOnly, 6, "the resource is declared in the configuration file and read-only here")    \
   X(Busy, 6, "the repository or daemon is busy; try again later")                             \
+  X(RateLimited, 6, "too many requests or denials from this user; retry after the time given")  \
   X(Unavailable, 7, "the daemon cannot be reached")                                           \
   X(Cancelled, 8, "the job was cancelled or interrupted")                                     \
   X(NoRepository, 9, "there is no restic repository at that location")                        \

@@ -29,6 +29,11 @@ Client::Client(const std::string& socketPath) : m_path(socketPath), m_framer(kMa
   }
 }
 
+Client::Client(FileDescriptor connectedSocket)
+    : m_fd(connectedSocket.release()), m_path("a connected socket"), m_framer(kMaxMessageSize * 64) {
+  if (m_fd < 0) throw Error(ErrorCode::InvalidArgument, "no socket to take over");
+}
+
 Client::~Client() {
   if (m_fd >= 0) ::close(m_fd);
 }

@@ -1,6 +1,7 @@
 // A blocking Varlink client over a Unix socket, used by zerobytectl, tests and benchmarks.
 #pragma once
 
+#include "common/file_descriptor.h"
 #include "common/varlink_wire.h"
 
 #include <functional>
@@ -12,6 +13,9 @@ class Client {
  public:
   // Connects at once; throws Error(Unavailable) naming the path and the cause.
   explicit Client(const std::string& socketPath);
+  // Takes over a socket that is already connected (e.g. made by a process of another user, whose
+  // credentials the daemon then sees).
+  explicit Client(FileDescriptor connectedSocket);
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;

@@ -16,5 +16,6 @@ void addJobCommands(CLI::App& app, Context& ctx);
 void addSnapshotCommands(CLI::App& app, Context& ctx);
 void addConfigCommands(CLI::App& app, Context& ctx);
 void addSecretsCommands(CLI::App& app, Context& ctx);
+void addAuditCommand(CLI::App& app, Context& ctx);
 
 }  // namespace zerobyte::ctl

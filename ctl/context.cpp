@@ -11,6 +11,13 @@
 
 namespace zerobyte::ctl {
 
+namespace {
+
+// The parameter every method of the daemon accepts: polkit may ask this caller's agent for a password.
+constexpr const char* kInteractiveParameter = "allow_interactive_authentication";
+
+}  // namespace
+
 Context::Context() {
   const char* fromEnvironment = std::getenv(std::string(kSocketEnvironmentVariable).c_str());
   socketPath = fromEnvironment && *fromEnvironment ? fromEnvironment : std::string(kDefaultSocketPath);
@@ -25,13 +32,32 @@ varlink::Client& Context::client() {
   return *m_client;
 }
 
+void Context::prepareAuthorization() {
+  if (m_authorizationPrepared) return;
+  m_authorizationPrepared = true;
+  if (noAskPassword || !stdinIsTerminal()) return;
+  m_agent = std::make_unique<PolkitAgent>();
+  m_agent->start();
+}
+
+nlohmann::json Context::withAuthorization(const nlohmann::json& parameters) {
+  prepareAuthorization();
+  if (!m_agent || !m_agent->running() || !parameters.is_object()) return parameters;
+  nlohmann::json interactive = parameters;
+  interactive[kInteractiveParameter] = true;
+  return interactive;
+}
+
 nlohmann::json Context::call(std::string_view method, const nlohmann::json& parameters) {
-  return client().call(std::string(kVarlinkInterface) + "." + std::string(method), parameters);
+  // Connect first: an unreachable daemon is reported without starting an agent.
+  varlink::Client& connection = client();
+  return connection.call(std::string(kVarlinkInterface) + "." + std::string(method), withAuthorization(parameters));
 }
 
 void Context::callMore(std::string_view method, const nlohmann::json& parameters,
                        const std::function<bool(const nlohmann::json&)>& onReply) {
-  client().callMore(std::string(kVarlinkInterface) + "." + std::string(method), parameters, onReply);
+  varlink::Client& connection = client();
+  connection.callMore(std::string(kVarlinkInterface) + "." + std::string(method), withAuthorization(parameters), onReply);
 }
 
 void Context::printJson(const nlohmann::json& reply) const {
@@ -50,7 +76,8 @@ void addCommonOptions(CLI::App& app, Context& ctx) {
                      std::string(kDefaultSocketPath) + ")")
       ->type_name("PATH")
       ->group(group);
-  app.add_flag("--no-ask-password", ctx.noAskPassword, "Never ask for authentication (reserved for polkit)")
+  app.add_flag("--no-ask-password", ctx.noAskPassword,
+               "Never ask for a password: no polkit agent, no interactive authentication")
       ->group(group);
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "common/varlink_client.h"
+#include "ctl/polkit_agent.h"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -20,7 +21,8 @@ class Context {
 
   std::string socketPath;
   bool json = false;
-  bool noAskPassword = false;  // reserved for polkit agents; accepted, no effect yet
+  // --no-ask-password: never start a polkit agent nor let the daemon ask for authentication.
+  bool noAskPassword = false;
 
   // Set by the callback of the subcommand that was chosen and run once parsing is over,
   // so that usage errors and daemon errors never mix. Returns the exit status.
@@ -32,7 +34,9 @@ class Context {
   // Connects on first use: commands that never talk to the daemon (config check, --help)
   // work without one. Throws Error(Unavailable) naming the socket.
   varlink::Client& client();
-  // Calls "org.zerobyte.Daemon.<method>".
+  // Calls "org.zerobyte.Daemon.<method>". Before the first call a polkit agent is started when
+  // authentication can be asked for (see prepareAuthorization()); while it runs, every call
+  // carries "allow_interactive_authentication": true.
   nlohmann::json call(std::string_view method, const nlohmann::json& parameters = nlohmann::json::object());
   void callMore(std::string_view method, const nlohmann::json& parameters,
                 const std::function<bool(const nlohmann::json&)>& onReply);
@@ -43,7 +47,16 @@ class Context {
   void printJsonLine(const nlohmann::json& reply) const;
 
  private:
+  // Once: with stdin on a terminal and without --no-ask-password, a polkit agent for this
+  // process, so that a request polkit would allow after authentication asks for a password
+  // instead of failing. Without one (no pkttyagent, no polkit), requests go on non-interactive.
+  void prepareAuthorization();
+  // `parameters` with the interactive flag when an agent runs.
+  nlohmann::json withAuthorization(const nlohmann::json& parameters);
+
   std::unique_ptr<varlink::Client> m_client;
+  bool m_authorizationPrepared = false;
+  std::unique_ptr<PolkitAgent> m_agent;
 };
 
 // Adds a subcommand that takes the shared options (--json, --socket, --no-ask-password)

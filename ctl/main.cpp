@@ -17,6 +17,12 @@ constexpr const char* kFooter = R"(Examples:
   zerobytectl snapshot list main
   zerobytectl restore main latest --target /srv/restored --include /home/alice
 
+Authentication:
+  zerobyted asks polkit whether you may do what you ask. With stdin on a terminal,
+  zerobytectl runs pkttyagent for itself so that polkit can ask for your password
+  there; --no-ask-password turns that off (a request that needs a password then
+  fails with NotAuthorized).
+
 Exit status:
   0  success
   1  the operation or the job failed
@@ -50,6 +56,7 @@ int main(int argc, char** argv) {
   ctl::addSnapshotCommands(app, ctx);
   ctl::addConfigCommands(app, ctx);
   ctl::addSecretsCommands(app, ctx);
+  ctl::addAuditCommand(app, ctx);
   app.footer(kFooter);  // after the subcommands, which would otherwise inherit it
 
   try {

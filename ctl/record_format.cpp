@@ -130,6 +130,17 @@ std::string ownerText(const nlohmann::json& resource) {
   return name == std::to_string(uid) ? name : name + " (" + std::to_string(uid) + ")";
 }
 
+std::string sharingText(const nlohmann::json& resource) {
+  auto gid = optionalIntField(resource, "group_gid");
+  if (!gid) return "not shared";
+  std::string name = field(resource, "group");
+  return "with group " + (name.empty() ? std::to_string(*gid) : name);
+}
+
+std::string runsAsText(const nlohmann::json& resource) {
+  return boolField(resource, "privileged") ? "root (created by an admin)" : "its owner";
+}
+
 std::string lsPermissions(std::string_view type, int64_t mode) {
   char kind = '-';
   if (type == "dir") kind = 'd';

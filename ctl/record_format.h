@@ -46,6 +46,10 @@ std::string secretStateText(const nlohmann::json& secretState);
 
 // The owner of a volume or repository: "alice (1000)", or the uid alone when unknown.
 std::string ownerText(const nlohmann::json& resource);
+// "with group staff" or "not shared".
+std::string sharingText(const nlohmann::json& resource);
+// Whose identity restic takes for the resource: "root (created by an admin)" or "its owner".
+std::string runsAsText(const nlohmann::json& resource);
 
 // The permission column of `ls -l` ("drwxr-xr-x", "lrwxrwxrwx", "-rwsr-xr-x", "drwxrwxrwt")
 // from a node's type and mode. The mode may be restic's (Go's os.FileMode, special bits

@@ -19,7 +19,15 @@ struct RepoOptions {
   std::string type = "local";
   std::string path;
   std::string passwordFile;
+  std::string group;  // shared with this Unix group; "" for the owner alone
 };
+
+// The parameters that say where a repository is and whom it is shared with.
+nlohmann::json locationParameters(const RepoOptions& options, const std::string& path) {
+  nlohmann::json parameters = {{"name", options.name}, {"type", options.type}, {"path", path}};
+  if (!options.group.empty()) parameters["group"] = options.group;
+  return parameters;
+}
 
 std::string snapshotCountText(const nlohmann::json& repository) {
   auto count = optionalIntField(repository, "snapshot_count");
@@ -34,7 +42,7 @@ int createRepo(Context& ctx, const RepoOptions& options) {
   const std::string path = absolutePath(options.path);
   announce(ctx, "Initialising restic repository " + options.name + " at " + path + "…");
   const nlohmann::json reply =
-      ctx.call("CreateRepository", {{"name", options.name}, {"type", options.type}, {"path", path}});
+      ctx.call("CreateRepository", locationParameters(options, path));
   if (ctx.json) {
     ctx.printJson(reply);
     return 0;
@@ -51,8 +59,9 @@ int importRepo(Context& ctx, const RepoOptions& options) {
   const std::string path = absolutePath(options.path);
   const std::string password = readRepositoryPassword(options.passwordFile, options.name);
   announce(ctx, "Checking the password of the restic repository at " + path + "…");
-  const nlohmann::json reply = ctx.call(
-      "ImportRepository", {{"name", options.name}, {"type", options.type}, {"path", path}, {"password", password}});
+  nlohmann::json parameters = locationParameters(options, path);
+  parameters["password"] = password;
+  const nlohmann::json reply = ctx.call("ImportRepository", parameters);
   if (ctx.json) {
     ctx.printJson(reply);
     return 0;
@@ -104,6 +113,8 @@ int showRepo(Context& ctx, const std::string& name) {
                           : "not read yet (zerobytectl snapshot list " + field(repository, "name", name) + " --refresh)"},
       {"Origin", boolField(repository, "declared") ? "configuration file (read-only here)" : "created through the API"},
       {"Owner", ownerText(repository)},
+      {"Shared", sharingText(repository)},
+      {"restic runs as", runsAsText(repository)},
       {"Created", localTimeField(repository, "created")},
   });
   return 0;
@@ -172,6 +183,10 @@ void addLocationOptions(CLI::App& command, RepoOptions& options) {
   command.add_option("--path", options.path, "Repository directory (a relative path is resolved here)")
       ->type_name("DIR")
       ->required();
+  command
+      .add_option("--group", options.group,
+                  "Share the repository with this Unix group (one you are in): its members may use and manage it")
+      ->type_name("GROUP");
 }
 
 }  // namespace

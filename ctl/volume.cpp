@@ -14,13 +14,15 @@ struct VolumeOptions {
   std::string name;
   std::string type = "directory";
   std::string path;
+  std::string group;  // shared with this Unix group; "" for the owner alone
 };
 
 std::string origin(const nlohmann::json& resource) { return boolField(resource, "declared") ? "config" : "api"; }
 
 int createVolume(Context& ctx, const VolumeOptions& options) {
-  const nlohmann::json reply = ctx.call(
-      "CreateVolume", {{"name", options.name}, {"type", options.type}, {"path", absolutePath(options.path)}});
+  nlohmann::json parameters = {{"name", options.name}, {"type", options.type}, {"path", absolutePath(options.path)}};
+  if (!options.group.empty()) parameters["group"] = options.group;
+  const nlohmann::json reply = ctx.call("CreateVolume", parameters);
   if (ctx.json) {
     ctx.printJson(reply);
     return 0;
@@ -65,6 +67,8 @@ int showVolume(Context& ctx, const std::string& name) {
       {"Path", field(volume, "path")},
       {"Origin", boolField(volume, "declared") ? "configuration file (read-only here)" : "created through the API"},
       {"Owner", ownerText(volume)},
+      {"Shared", sharingText(volume)},
+      {"restic runs as", runsAsText(volume)},
       {"Created", localTimeField(volume, "created")},
   });
   return 0;
@@ -93,6 +97,10 @@ void addVolumeCommands(CLI::App& app, Context& ctx) {
   createCommand->add_option("--path", create->path, "Directory to back up (a relative path is resolved here)")
       ->type_name("DIR")
       ->required();
+  createCommand
+      ->add_option("--group", create->group,
+                   "Share the volume with this Unix group (one you are in): its members may use and manage it")
+      ->type_name("GROUP");
   createCommand->callback([&ctx, create] { ctx.action = [&ctx, create] { return createVolume(ctx, *create); }; });
 
   CLI::App* list = addCommand(*volume, ctx, "list", "List volumes");

@@ -2,6 +2,7 @@
 #include "common/names.h"
 #include "common/version.h"
 #include "daemon/api/authorizer.h"
+#include "daemon/api/polkit_authorizer.h"
 #include "daemon/api/master_key_rotation.h"
 #include "daemon/api/service.h"
 #include "daemon/config/config.h"
@@ -110,6 +111,14 @@ void ensureDirectory(const std::string& path, mode_t mode) {
   if (stat(path.c_str(), &st) < 0 || !S_ISDIR(st.st_mode)) throw Error(ErrorCode::Failed, path + " is not a directory");
 }
 
+api::RoleGroups roleGroupsOf(const config::DaemonSettings& d) {
+  api::RoleGroups groups;
+  groups.viewers = d.viewerGroup;
+  groups.operators = d.operatorGroup;
+  groups.admins = d.adminGroup;
+  return groups;
+}
+
 config::Config loadConfiguration(const Options& options) {
   struct stat st {};
   if (!options.configGiven && stat(options.configPath.c_str(), &st) < 0 && errno == ENOENT) {
@@ -180,11 +189,27 @@ int main(int argc, char** argv) {
     loop::blockSignals();
     loop::EventLoop loop;
     process::ProcessRunner runner(loop);
-    api::GroupAuthorizer authorizer(config.daemon.adminGroup);
+    // polkit when it is there (or required); else the same rule decided here from Unix groups.
+    std::unique_ptr<api::Authorizer> authorizer;
+    api::GroupAuthorizer* groupAuthorizer = nullptr;
+    if (config.daemon.authorization != config::AuthorizationMode::Groups) {
+      std::string whyNot;
+      authorizer = api::PolkitAuthorizer::connect(loop, whyNot);
+      if (!authorizer && config.daemon.authorization == config::AuthorizationMode::Polkit)
+        throw Error(ErrorCode::Failed, "the configuration sets \"authorization: polkit\" but polkit cannot be used: " + whyNot +
+                                           "; start the system bus and polkit, or set \"authorization: groups\" in " + options->configPath);
+      if (!authorizer) log::notice("polkit cannot be used (" + whyNot + "); deciding by Unix groups");
+    }
+    if (!authorizer) {
+      auto groups = std::make_unique<api::GroupAuthorizer>(roleGroupsOf(config.daemon));
+      groupAuthorizer = groups.get();
+      authorizer = std::move(groups);
+    }
     api::ServiceSettings settings{stateDir, cacheDir, restic, version->text, config.daemon.jobHistory, config.daemon.cancelGraceSeconds};
-    api::Service service(loop, runner, store, vault, authorizer, settings);
+    api::Service service(loop, runner, store, vault, *authorizer, settings);
     service.setDeclared(config);
-    log::info("authorization: " + authorizer.mode());
+    service.auditLog().setLimits(config.daemon.auditMaxAgeDays, config.daemon.auditMaxEntries);
+    log::info("authorization: " + authorizer->describe());
 
     int listenFd = -1;
     bool ownSocket = false;
@@ -242,7 +267,10 @@ int main(int argc, char** argv) {
         config::Config fresh = config::loadFile(options->configPath);
         service.setDeclared(fresh);
         service.setSettings(fresh.daemon.jobHistory, fresh.daemon.cancelGraceSeconds);
-        authorizer.setAdminGroup(fresh.daemon.adminGroup);
+        if (groupAuthorizer) groupAuthorizer->setGroups(roleGroupsOf(fresh.daemon));
+        service.auditLog().setLimits(fresh.daemon.auditMaxAgeDays, fresh.daemon.auditMaxEntries);
+        if (fresh.daemon.authorization != config.daemon.authorization)
+          log::notice("the authorization mode takes effect at the next start");
         log::setLevel(fresh.daemon.logLevel);
         if (fresh.daemon.socketPath != config.daemon.socketPath || fresh.daemon.stateDirectory != config.daemon.stateDirectory ||
             fresh.daemon.runtimeDirectory != config.daemon.runtimeDirectory || fresh.daemon.cacheDirectory != config.daemon.cacheDirectory ||

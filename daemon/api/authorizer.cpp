@@ -1,12 +1,21 @@
-// Group-based authorization (the fallback policy; polkit plugs in behind the same interface).
+// Actions, scopes, the role rule (mirrored by polkit/50-zerobyte.rules) and the group fallback.
 #include "daemon/api/authorizer.h"
 
-#include <grp.h>
-#include <pwd.h>
+#include "common/users.h"
 
-#include <vector>
+#include <algorithm>
 
 namespace zerobyte::api {
+
+namespace {
+constexpr std::string_view kPrefix = "org.zerobyte.daemon1.";
+}
+
+const std::vector<Action>& allActions() {
+  static const std::vector<Action> all = {Action::View,        Action::Backup,       Action::Restore, Action::Manage,
+                                          Action::Mount,       Action::ManageHooks,  Action::ExportSecret, Action::Admin};
+  return all;
+}
 
 std::string_view actionName(Action action) {
   switch (action) {
@@ -14,53 +23,91 @@ std::string_view actionName(Action action) {
     case Action::Backup: return "backup";
     case Action::Restore: return "restore";
     case Action::Manage: return "manage";
-    case Action::Admin: return "admin";
+    case Action::Mount: return "mount";
+    case Action::ManageHooks: return "manage-hooks";
     case Action::ExportSecret: return "export-secret";
+    case Action::Admin: return "admin";
   }
   return "admin";
 }
 
-std::string actionId(Action action) { return "org.zerobyte.daemon1." + std::string(actionName(action)); }
+std::string actionId(Action action) { return std::string(kPrefix) + std::string(actionName(action)); }
 
-GroupAuthorizer::GroupAuthorizer(std::string adminGroup) : m_adminGroup(std::move(adminGroup)) {}
+std::optional<Action> actionFromName(std::string_view nameOrId) {
+  if (nameOrId.substr(0, kPrefix.size()) == kPrefix) nameOrId.remove_prefix(kPrefix.size());
+  for (Action a : allActions())
+    if (actionName(a) == nameOrId) return a;
+  return std::nullopt;
+}
 
-std::string GroupAuthorizer::mode() const { return "groups (root and members of " + m_adminGroup + " may change things)"; }
+Scope ownScope() { return Scope{}; }
 
-bool GroupAuthorizer::isAdmin(uid_t uid, gid_t gid) const {
-  if (uid == 0) return true;
-  if (m_adminGroup.empty()) return false;
-  // Group lookups read the group database (NSS); fine for now, off the hot path of reads.
-  group grp{};
-  group* found = nullptr;
-  std::vector<char> buf(16384);
-  if (getgrnam_r(m_adminGroup.c_str(), &grp, buf.data(), buf.size(), &found) != 0 || !found) return false;
-  gid_t adminGid = found->gr_gid;
-  if (gid == adminGid) return true;
-  passwd pw{};
-  passwd* user = nullptr;
-  std::vector<char> pbuf(16384);
-  if (getpwuid_r(uid, &pw, pbuf.data(), pbuf.size(), &user) != 0 || !user) return false;
-  int count = 64;
-  std::vector<gid_t> groups(static_cast<size_t>(count));
-  if (getgrouplist(user->pw_name, user->pw_gid, groups.data(), &count) < 0) {
-    groups.resize(static_cast<size_t>(count));
-    if (getgrouplist(user->pw_name, user->pw_gid, groups.data(), &count) < 0) return false;
+Scope everyoneScope() {
+  Scope s;
+  s.callerOwns = false;
+  return s;
+}
+
+Scope resourceScope(std::string resource, uint32_t ownerUid, std::optional<uint32_t> groupGid, uid_t callerUid,
+                    const std::vector<gid_t>& callerGroups) {
+  Scope s;
+  s.ownerUid = ownerUid;
+  s.groupGid = groupGid;
+  s.resource = std::move(resource);
+  s.callerOwns = ownerUid == callerUid ||
+                 (groupGid && std::find(callerGroups.begin(), callerGroups.end(), static_cast<gid_t>(*groupGid)) != callerGroups.end());
+  return s;
+}
+
+std::string_view roleName(Role role) {
+  switch (role) {
+    case Role::None: return "none";
+    case Role::Viewer: return "viewer";
+    case Role::Operator: return "operator";
+    case Role::Admin: return "admin";
   }
-  for (int i = 0; i < count; ++i)
-    if (groups[static_cast<size_t>(i)] == adminGid) return true;
+  return "none";
+}
+
+bool allowedByRole(Role role, Action action, const Scope& scope) {
+  if (role == Role::Admin) return true;
+  switch (action) {
+    case Action::View: return scope.callerOwns || role >= Role::Viewer;
+    case Action::Backup:
+    case Action::Restore: return scope.callerOwns || role >= Role::Operator;
+    case Action::Manage: return scope.callerOwns;
+    case Action::Mount:
+    case Action::ManageHooks:
+    case Action::ExportSecret:
+    case Action::Admin: return false;
+  }
   return false;
 }
 
-void GroupAuthorizer::check(const Caller& caller, Action action, std::function<void(bool)> done) {
-  switch (action) {
-    case Action::View: return done(true);
-    case Action::Backup:
-    case Action::Restore:
-    case Action::Manage:
-    case Action::Admin:
-    case Action::ExportSecret: return done(isAdmin(caller.uid, caller.gid));
-  }
-  done(false);
+GroupAuthorizer::GroupAuthorizer(RoleGroups groups) : m_groups(std::move(groups)) {}
+
+std::string GroupAuthorizer::describe() const {
+  return "groups: root and " + m_groups.admins + " are admins, " + m_groups.operators + " operators, " + m_groups.viewers + " viewers";
+}
+
+Role GroupAuthorizer::roleOf(uid_t uid) const {
+  if (uid == 0) return Role::Admin;
+  auto groups = users::groupsOf(uid);
+  auto in = [&](const std::string& name) {
+    if (name.empty()) return false;
+    auto gid = users::groupId(name);
+    return gid && std::find(groups.begin(), groups.end(), *gid) != groups.end();
+  };
+  if (in(m_groups.admins)) return Role::Admin;
+  if (in(m_groups.operators)) return Role::Operator;
+  if (in(m_groups.viewers)) return Role::Viewer;
+  return Role::None;
+}
+
+void GroupAuthorizer::check(const Caller& caller, Action action, const Scope& scope, bool, std::function<void(Decision)> done) {
+  Decision d;
+  d.allowed = allowedByRole(roleOf(caller.uid), action, scope);
+  done(d);
 }
 
 }  // namespace zerobyte::api

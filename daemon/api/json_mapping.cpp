@@ -1,6 +1,8 @@
 // Domain records → reply JSON.
 #include "daemon/api/json_mapping.h"
 
+#include "common/users.h"
+
 #include <ctime>
 
 namespace zerobyte::api {
@@ -21,6 +23,10 @@ core::Timestamp now() { return static_cast<core::Timestamp>(std::time(nullptr));
 json toJson(const core::Volume& v) {
   return {{"id", v.id},           {"name", v.name},         {"type", v.type},
           {"path", v.path},       {"declared", v.declared}, {"owner_uid", v.ownerUid},
+          {"owner", users::describeUser(v.ownerUid)},
+          {"group_gid", v.groupGid ? json(*v.groupGid) : json(nullptr)},
+          {"group", v.groupGid ? json(users::describeGroup(*v.groupGid)) : json(nullptr)},
+          {"privileged", v.privileged},
           {"created", formatTime(v.created)}};
 }
 
@@ -33,6 +39,10 @@ json toJson(const core::Repository& r, std::optional<size_t> snapshotCount) {
           {"path", r.path},
           {"declared", r.declared},
           {"owner_uid", r.ownerUid},
+          {"owner", users::describeUser(r.ownerUid)},
+          {"group_gid", r.groupGid ? json(*r.groupGid) : json(nullptr)},
+          {"group", r.groupGid ? json(users::describeGroup(*r.groupGid)) : json(nullptr)},
+          {"privileged", r.privileged},
           {"created", formatTime(r.created)},
           {"password", password},
           {"snapshot_count", snapshotCount ? json(*snapshotCount) : json(nullptr)}};
@@ -77,6 +87,7 @@ json toJson(const core::Job& j) {
           {"excludes", j.excludes},
           {"includes", j.includes},
           {"started_by_uid", j.startedByUid},
+          {"run_as_uid", j.runAsUid},
           {"created", formatTime(j.created)},
           {"started", j.started ? json(formatTime(j.started)) : json(nullptr)},
           {"finished", j.finished ? json(formatTime(j.finished)) : json(nullptr)},

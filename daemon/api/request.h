@@ -2,6 +2,7 @@
 #pragma once
 
 #include "common/errors.h"
+#include "common/file_descriptor.h"
 
 #include <nlohmann/json.hpp>
 
@@ -19,6 +20,15 @@ struct Caller {
   uid_t uid = static_cast<uid_t>(-1);
   gid_t gid = static_cast<gid_t>(-1);
   std::string transport;  // "varlink", "dbus"
+  std::string busName;    // D-Bus: the sender's unique name (polkit subject "system-bus-name")
+  // Taken when the connection was accepted: the process's start time (field 22 of
+  // /proc/PID/stat, for polkit's unix-process subject) and a pidfd (SO_PEERPIDFD, or pidfd_open
+  // right after accept) that tells whether that very process still exists.
+  uint64_t startTime = 0;
+  std::shared_ptr<FileDescriptor> pidfd;
+  // False once the process that connected has exited: its pid may now name another process, so
+  // a decision about that pid must not be used.
+  bool processAlive() const;
 };
 
 class Request {

@@ -1,6 +1,8 @@
 // The service layer: method table, dispatch (parse → authorize → act), volumes, repositories, status.
 #include "daemon/api/service.h"
 
+#include "common/users.h"
+
 #include "common/version.h"
 #include "daemon/api/audit.h"
 #include "daemon/api/json_mapping.h"
@@ -8,6 +10,7 @@
 #include "daemon/api/service_internal.h"
 #include "daemon/core/validation.h"
 #include "daemon/log/log.h"
+#include "daemon/process/run_as.h"
 #include "daemon/secrets/vault.h"
 #include "daemon/store/store.h"
 
@@ -31,12 +34,25 @@ struct ParamSpec {
   bool required;
 };
 
+// What a method is about, for its authorization scope (service_access.cpp).
+enum class Target {
+  Daemon,      // the daemon as a whole, or the caller's own new resource
+  Volume,      // the volume named by `targetParam`
+  Repository,  // the repository named by `targetParam`
+  Backup,      // the volume "volume" and the repository "repository"
+  Job,         // the job "id"
+};
+
 struct Service::MethodSpec {
   std::string_view name;
   Action action;
   std::vector<ParamSpec> params;
   void (Service::*handler)(const json&, const RequestPtr&);
   bool requiresMore = false;
+  Target target = Target::Daemon;
+  const char* targetParam = nullptr;
+  // The handler writes its own audit record (with a more telling event); no generic "ok" one.
+  bool auditsItself = false;
 };
 
 namespace {
@@ -94,34 +110,48 @@ const std::vector<Service::MethodSpec>& Service::methods() {
   // The one place that says which action each method needs.
   static const std::vector<MethodSpec> table = {
       {"GetStatus", Action::View, {}, &Service::getStatus},
-      {"CreateVolume", Action::Manage, {{"name", S, true}, {"type", S, true}, {"path", S, true}}, &Service::createVolume},
+      {"CreateVolume", Action::Manage, {{"name", S, true}, {"type", S, true}, {"path", S, true}, {"group", S, false}},
+       &Service::createVolume},
       {"ListVolumes", Action::View, {}, &Service::listVolumes},
-      {"GetVolume", Action::View, {{"name", S, true}}, &Service::getVolume},
-      {"DeleteVolume", Action::Manage, {{"name", S, true}}, &Service::deleteVolume},
-      {"CreateRepository", Action::Manage, {{"name", S, true}, {"type", S, true}, {"path", S, true}}, &Service::createRepository},
-      {"ImportRepository", Action::Manage, {{"name", S, true}, {"type", S, true}, {"path", S, true}, {"password", S, true}},
+      {"GetVolume", Action::View, {{"name", S, true}}, &Service::getVolume, false, Target::Volume, "name"},
+      {"DeleteVolume", Action::Manage, {{"name", S, true}}, &Service::deleteVolume, false, Target::Volume, "name"},
+      {"CreateRepository", Action::Manage, {{"name", S, true}, {"type", S, true}, {"path", S, true}, {"group", S, false}},
+       &Service::createRepository},
+      {"ImportRepository", Action::Manage,
+       {{"name", S, true}, {"type", S, true}, {"path", S, true}, {"password", S, true}, {"group", S, false}},
        &Service::importRepository},
       {"ListRepositories", Action::View, {}, &Service::listRepositories},
-      {"GetRepository", Action::View, {{"name", S, true}}, &Service::getRepository},
-      {"DeleteRepository", Action::Manage, {{"name", S, true}}, &Service::deleteRepository},
+      {"GetRepository", Action::View, {{"name", S, true}}, &Service::getRepository, false, Target::Repository, "name"},
+      {"DeleteRepository", Action::Manage, {{"name", S, true}}, &Service::deleteRepository, false, Target::Repository, "name"},
       {"StartBackup", Action::Backup, {{"volume", S, true}, {"repository", S, true}, {"tags", L, false}, {"excludes", L, false}},
-       &Service::startBackup},
+       &Service::startBackup, false, Target::Backup},
       {"StartRestore", Action::Restore,
-       {{"repository", S, true}, {"snapshot", S, true}, {"target", S, true}, {"includes", L, false}}, &Service::startRestore},
-      {"ForgetSnapshot", Action::Manage, {{"repository", S, true}, {"snapshot", S, true}}, &Service::forgetSnapshot},
+       {{"repository", S, true}, {"snapshot", S, true}, {"target", S, true}, {"includes", L, false}}, &Service::startRestore,
+       false, Target::Repository, "repository"},
+      {"ForgetSnapshot", Action::Manage, {{"repository", S, true}, {"snapshot", S, true}}, &Service::forgetSnapshot, false,
+       Target::Repository, "repository"},
       {"ListJobs", Action::View, {{"limit", I, false}, {"state", S, false}}, &Service::listJobs},
-      {"GetJob", Action::View, {{"id", I, true}}, &Service::getJob},
-      {"FollowJob", Action::View, {{"id", I, true}}, &Service::followJob, true},
-      {"GetJobLog", Action::View, {{"id", I, true}}, &Service::getJobLog},
-      {"CancelJob", Action::Backup, {{"id", I, true}}, &Service::cancelJob},
-      {"ListSnapshots", Action::View, {{"repository", S, true}, {"refresh", B, false}}, &Service::listSnapshots},
-      {"ListFiles", Action::View, {{"repository", S, true}, {"snapshot", S, true}, {"path", S, false}}, &Service::listFiles},
-      {"RevealRepositoryPassword", Action::ExportSecret, {{"name", S, true}}, &Service::revealRepositoryPassword},
-      {"ChangeRepositoryPassword", Action::Manage, {{"name", S, true}}, &Service::changeRepositoryPassword},
-      {"CheckRepository", Action::Manage, {{"name", S, true}, {"connection", B, false}}, &Service::checkRepository},
+      {"GetJob", Action::View, {{"id", I, true}}, &Service::getJob, false, Target::Job, "id"},
+      {"FollowJob", Action::View, {{"id", I, true}}, &Service::followJob, true, Target::Job, "id"},
+      {"GetJobLog", Action::View, {{"id", I, true}}, &Service::getJobLog, false, Target::Job, "id"},
+      // Backup for one's own jobs; admin for other users' (scopesFor).
+      {"CancelJob", Action::Backup, {{"id", I, true}}, &Service::cancelJob, false, Target::Job, "id"},
+      {"ListSnapshots", Action::View, {{"repository", S, true}, {"refresh", B, false}}, &Service::listSnapshots, false,
+       Target::Repository, "repository"},
+      {"ListFiles", Action::View, {{"repository", S, true}, {"snapshot", S, true}, {"path", S, false}}, &Service::listFiles,
+       false, Target::Repository, "repository"},
+      {"RevealRepositoryPassword", Action::ExportSecret, {{"name", S, true}}, &Service::revealRepositoryPassword, false,
+       Target::Repository, "name", true},
+      {"ChangeRepositoryPassword", Action::Manage, {{"name", S, true}}, &Service::changeRepositoryPassword, false,
+       Target::Repository, "name"},
+      {"CheckRepository", Action::Manage, {{"name", S, true}, {"connection", B, false}}, &Service::checkRepository, false,
+       Target::Repository, "name"},
       {"RotateMasterKey", Action::Admin, {{"source", S, false}, {"path", S, false}, {"credential", S, false}},
-       &Service::rotateMasterKey},
+       &Service::rotateMasterKey, false, Target::Daemon, nullptr, true},
+      {"ListAudit", Action::Admin, {{"since", I, false}, {"user", S, false}, {"action", S, false}, {"limit", I, false}},
+       &Service::listAudit},
   };
+
   return table;
 }
 
@@ -132,10 +162,15 @@ Service::Service(loop::EventLoop& loop, process::ProcessRunner& runner, store::S
       m_store(store),
       m_vault(vault),
       m_authorizer(authorizer),
+      m_audit(store),
       m_settings(std::move(settings)),
       m_startTime(now()) {}
 
 Service::~Service() = default;
+
+// The caller allows an authentication dialog for this request (zerobytectl sets it when it runs
+// a polkit agent). Every method accepts it.
+constexpr const char* kInteractiveParam = "allow_interactive_authentication";
 
 void Service::dispatch(const std::string& method, const json& parameters, RequestPtr request) {
   const auto& table = methods();
@@ -145,38 +180,75 @@ void Service::dispatch(const std::string& method, const json& parameters, Reques
     throw Error(ErrorCode::MethodNotFound, "no method " + full + "; see 'varlinkctl introspect' or zerobytectl --help",
                 {{"method", full}});
   }
-  checkParameters(*spec, parameters);
+  json params = parameters;
+  bool interactive = false;
+  if (auto it = params.find(kInteractiveParam); it != params.end()) {
+    if (!it->is_boolean() && !it->is_null())
+      throw Error(ErrorCode::InvalidParameter, std::string("parameter \"") + kInteractiveParam + "\" must be a boolean",
+                  {{"parameter", kInteractiveParam}});
+    interactive = it->is_boolean() && it->get<bool>();
+    params.erase(it);
+  }
+  checkParameters(*spec, params);
   if (spec->requiresMore && !request->wantsMore())
     throw Error(ErrorCode::ExpectedMore, std::string(spec->name) + " streams its replies: call it with \"more\": true");
   if (m_stopping && spec->action != Action::View) throw Error(ErrorCode::Busy, "zerobyted is stopping; try again when it is back");
-  Action action = spec->action;
-  auto handler = spec->handler;
-  m_authorizer.check(request->caller(), action, [this, action, handler, parameters, request](bool allowed) {
-    if (!request->alive()) return;
-    if (!allowed) {
-      log::notice("denied " + actionId(action) + " to uid " + std::to_string(request->caller().uid) + " (pid " +
-                  std::to_string(request->caller().pid) + ")");
-      // Every attempt to read a secret is audited, refused ones too.
-      if (action == Action::ExportSecret) {
-        auto name = parameters.find("name");
-        audit(request->caller(), action, name != parameters.end() && name->is_string() ? name->get<std::string>() : "",
-              "denied");
-      }
-      request->fail(Error(ErrorCode::NotAuthorized,
-                          "not authorized to " + std::string(actionName(action)) + " (action " + actionId(action) +
-                              "); ask an administrator, or run as root or as a member of the admin group",
-                          {{"action", actionId(action)}}));
-      return;
+  const Caller& caller = request->caller();
+  if (uint64_t retry = denialRetryAfter(caller.uid))
+    throw Error(ErrorCode::RateLimited,
+                "too many denied requests from uid " + std::to_string(caller.uid) + "; try again in " + std::to_string(retry) +
+                    " s",
+                {{"retry_after", retry}});
+  auto checks = std::make_shared<std::vector<AccessCheck>>(checksFor(*spec, params, caller));
+  const MethodSpec* specPtr = &*spec;
+  authorizeAll(caller, checks, 0, interactive,
+               [this, specPtr, params = std::move(params), request, checks](const AccessCheck* denied, const Decision& decision) {
+                 if (!request->alive()) return;
+                 if (denied) return answerDenied(specPtr->name, *denied, decision, request);
+                 RequestPtr r = request;
+                 // Every request that may change something is audited with its outcome.
+                 const AccessCheck& first = checks->front();
+                 if (specPtr->action != Action::View && !specPtr->auditsItself) {
+                   std::string resource = first.scope.resource;
+                   auto name = params.find("name");
+                   if (resource.empty() && name != params.end() && name->is_string()) {
+                     const char* kind = specPtr->name == "CreateVolume" ? "volume" : "repository";
+                     resource = std::string(kind) + " \"" + name->get<std::string>() + "\"";
+                   }
+                   r = auditedRequest(request, m_audit, first.action, specPtr->name, resource);
+                 }
+                 try {
+                   (this->*(specPtr->handler))(params, r);
+                 } catch (const Error& e) {
+                   r->fail(e);
+                 } catch (const std::exception& e) {
+                   log::error(std::string("internal error: ") + e.what());
+                   r->fail(Error(ErrorCode::Internal, std::string("internal error: ") + e.what()));
+                 }
+               });
+}
+
+std::vector<Service::AccessCheck> Service::checksFor(const MethodSpec& spec, const json& p, const Caller& caller) const {
+  std::vector<gid_t> groups = caller.uid == 0 ? std::vector<gid_t>{} : users::groupsOf(caller.uid);
+  switch (spec.target) {
+    case Target::Daemon: return {{spec.action, ownScope()}};
+    case Target::Volume: return {{spec.action, scopeOf(requireVolume(stringParam(p, spec.targetParam)), caller, groups)}};
+    case Target::Repository:
+      return {{spec.action, scopeOf(requireRepository(stringParam(p, spec.targetParam)), caller, groups)}};
+    case Target::Backup:
+      return {{spec.action, scopeOf(requireVolume(stringParam(p, "volume")), caller, groups)},
+              {spec.action, scopeOf(requireRepository(stringParam(p, "repository")), caller, groups)}};
+    case Target::Job: {
+      int64_t id = p.at(spec.targetParam).get<int64_t>();
+      auto job = id > 0 ? findJob(static_cast<uint64_t>(id)) : std::nullopt;
+      if (!job) throw Error(ErrorCode::NotFound, "no job " + std::to_string(id) + "; see 'zerobytectl job list'");
+      Scope scope = scopeOf(*job, caller, groups);
+      // Cancelling another user's job is an admin's.
+      Action action = spec.action == Action::Backup && !scope.callerOwns ? Action::Admin : spec.action;
+      return {{action, scope}};
     }
-    try {
-      (this->*handler)(parameters, request);
-    } catch (const Error& e) {
-      request->fail(e);
-    } catch (const std::exception& e) {
-      log::error(std::string("internal error: ") + e.what());
-      request->fail(Error(ErrorCode::Internal, std::string("internal error: ") + e.what()));
-    }
-  });
+  }
+  return {{spec.action, ownScope()}};
 }
 
 // ---- parameters ----
@@ -298,14 +370,45 @@ void Service::getStatus(const json&, const RequestPtr& r) {
                 {"queued_jobs", queuedJobs()},
                 {"volumes", allVolumes().size()},
                 {"repositories", allRepositories().size()},
-                {"authorization", m_authorizer.mode()}};
+                {"authorization", m_authorizer.mode()},
+                {"authorization_detail", m_authorizer.describe()}};
   // Where the master key comes from is for administrators: the same check as any admin action.
-  m_authorizer.check(r->caller(), Action::Admin, [this, r, reply = std::move(reply)](bool admin) mutable {
-    if (!r->alive()) return;
+  whenAllowed(r, Action::Admin, ownScope(), [this, r, reply = std::move(reply)](bool admin) mutable {
     reply["master_key"] = admin ? json{{"source", m_vault.source()}, {"key_id", secrets::hexKeyId(m_vault.keyId())}}
                                 : json(nullptr);
     r->reply(std::move(reply));
   });
+}
+
+// ---- ownership ----
+
+std::optional<uint32_t> Service::sharedGroup(const json& p, const Caller& caller) const {
+  auto name = optionalStringParam(p, "group");
+  if (!name) return std::nullopt;
+  core::validateName(*name, "group name");
+  auto gid = users::groupId(*name);
+  if (!gid)
+    throw Error(ErrorCode::InvalidArgument, "there is no group \"" + *name + "\" (see getent group)", {{"parameter", "group"}});
+  if (caller.uid != 0 && !users::isInGroup(caller.uid, *gid))
+    throw Error(ErrorCode::NotAuthorized,
+                "you are not a member of group \"" + *name + "\"; a resource can be shared only with a group one is in",
+                {{"parameter", "group"}});
+  return *gid;
+}
+
+void Service::requireAccessAs(const Caller& caller, const std::string& path, process::AccessKind kind, const char* what,
+                              const char* parameter) const {
+  auto identity = users::lookup(caller.uid);
+  if (!identity)
+    throw Error(ErrorCode::NotAuthorized, "uid " + std::to_string(caller.uid) + " has no entry in the user database",
+                {{"parameter", parameter}});
+  auto result = process::checkAccessAs(*identity, path, kind);
+  if (!result.allowed)
+    throw Error(ErrorCode::NotAuthorized,
+                std::string(what) + " " + path + " is not " +
+                    (kind == process::AccessKind::ReadDirectory ? "readable" : "writable") + " by " + identity->name + ": " +
+                    result.reason + "; zerobyted acts for you only where you could act yourself",
+                {{"parameter", parameter}});
 }
 
 // ---- volumes ----
@@ -317,30 +420,42 @@ void Service::createVolume(const json& p, const RequestPtr& r) {
     throw Error(ErrorCode::InvalidArgument, "volume type \"" + log::sanitize(type) + "\" is not supported; use \"directory\"",
                 {{"parameter", "type"}});
   core::validateAbsolutePath(path, "volume path");
+  auto group = sharedGroup(p, r->caller());
   struct stat st {};
   if (stat(path.c_str(), &st) < 0)
     throw Error(ErrorCode::InvalidArgument, "volume path " + path + " cannot be used: " + std::strerror(errno), {{"parameter", "path"}});
   if (!S_ISDIR(st.st_mode))
     throw Error(ErrorCode::InvalidArgument, "volume path " + path + " is not a directory", {{"parameter", "path"}});
   if (findVolume(name)) throw Error(ErrorCode::AlreadyExists, "a volume named \"" + name + "\" exists already");
-  core::Volume v;
-  v.id = newId();
-  v.name = name;
-  v.type = type;
-  v.path = path;
-  v.ownerUid = r->caller().uid;
-  v.created = now();
-  auto txn = m_store.begin();
-  txn.put(v);
-  txn.commit();
-  log::info("volume \"" + name + "\" (" + path + ") created by uid " + std::to_string(r->caller().uid));
-  r->reply({{"volume", toJson(v)}});
+  // An admin's volume is backed up as root; anyone else's as its owner, and only what they can read.
+  whenAllowed(r, Action::Admin, ownScope(), [this, r, name, type, path, group](bool admin) {
+    if (!admin) requireAccessAs(r->caller(), path, process::AccessKind::ReadDirectory, "volume path", "path");
+    if (findVolume(name)) throw Error(ErrorCode::AlreadyExists, "a volume named \"" + name + "\" exists already");
+    core::Volume v;
+    v.id = newId();
+    v.name = name;
+    v.type = type;
+    v.path = path;
+    v.ownerUid = r->caller().uid;
+    v.groupGid = group;
+    v.privileged = admin;
+    v.created = now();
+    auto txn = m_store.begin();
+    txn.put(v);
+    txn.commit();
+    log::info("volume \"" + name + "\" (" + path + ") created by uid " + std::to_string(r->caller().uid));
+    r->reply({{"volume", toJson(v)}});
+  });
 }
 
 void Service::listVolumes(const json&, const RequestPtr& r) {
-  json list = json::array();
-  for (const auto& v : allVolumes()) list.push_back(toJson(v));
-  r->reply({{"volumes", list}});
+  whenAllowed(r, Action::View, everyoneScope(), [this, r](bool all) {
+    auto groups = users::groupsOf(r->caller().uid);
+    json list = json::array();
+    for (const auto& v : allVolumes())
+      if (all || scopeOf(v, r->caller(), groups).callerOwns) list.push_back(toJson(v));
+    r->reply({{"volumes", list}});
+  });
 }
 
 void Service::getVolume(const json& p, const RequestPtr& r) { r->reply({{"volume", toJson(requireVolume(stringParam(p, "name")))}}); }
@@ -382,7 +497,7 @@ void Service::createRepository(const json& p, const RequestPtr& r) {
     throw Error(ErrorCode::AlreadyExists, "there is a restic repository at " + path + " already; adopt it with 'zerobytectl repo import " + name +
                                               " --path " + path + "'");
   auto password = secrets::randomPassword();
-  addRepository(name, type, path, password.value(), core::JobOperation::Init, r);
+  addRepository(name, type, path, password.value(), sharedGroup(p, r->caller()), core::JobOperation::Init, r);
 }
 
 void Service::importRepository(const json& p, const RequestPtr& r) {
@@ -391,16 +506,29 @@ void Service::importRepository(const json& p, const RequestPtr& r) {
   validateRepositoryFields(name, type, path);
   if (password.empty()) throw Error(ErrorCode::InvalidArgument, "the repository password is empty", {{"parameter", "password"}});
   if (password.size() > 4096) throw Error(ErrorCode::InvalidArgument, "the repository password is longer than 4096 bytes", {{"parameter", "password"}});
-  addRepository(name, type, path, password, core::JobOperation::Import, r);
+  addRepository(name, type, path, password, sharedGroup(p, r->caller()), core::JobOperation::Import, r);
 }
 
 // Init (a new repository) or import (an existing one): the record is stored only when restic
 // succeeded with the password, together with the job, in one transaction.
 void Service::addRepository(const std::string& name, const std::string& type, const std::string& path, const std::string& password,
-                            core::JobOperation operation, const RequestPtr& r) {
+                            std::optional<uint32_t> group, core::JobOperation operation, const RequestPtr& r) {
+  if (findRepository(name) || m_pendingNames.count(name))
+    throw Error(ErrorCode::AlreadyExists, "a repository named \"" + name + "\" exists already");
+  // An admin's repository is used as root; anyone else's as its owner, and only where they can write.
+  whenAllowed(r, Action::Admin, ownScope(), [this, name, type, path, password, group, operation, r](bool admin) {
+    if (!admin) requireAccessAs(r->caller(), path, process::AccessKind::WriteDirectory, "repository path", "path");
+    submitRepository(name, type, path, password, group, admin, operation, r);
+  });
+}
+
+void Service::submitRepository(const std::string& name, const std::string& type, const std::string& path, const std::string& password,
+                               std::optional<uint32_t> group, bool privileged, core::JobOperation operation, const RequestPtr& r) {
   if (findRepository(name) || m_pendingNames.count(name))
     throw Error(ErrorCode::AlreadyExists, "a repository named \"" + name + "\" exists already");
   core::Repository repo;
+  repo.groupGid = group;
+  repo.privileged = privileged;
   repo.id = newId();
   repo.name = name;
   repo.type = type;
@@ -435,9 +563,13 @@ void Service::addRepository(const std::string& name, const std::string& type, co
 }
 
 void Service::listRepositories(const json&, const RequestPtr& r) {
-  json list = json::array();
-  for (const auto& repo : allRepositories()) list.push_back(toJson(repo, cachedSnapshotCount(repo.id)));
-  r->reply({{"repositories", list}});
+  whenAllowed(r, Action::View, everyoneScope(), [this, r](bool all) {
+    auto groups = users::groupsOf(r->caller().uid);
+    json list = json::array();
+    for (const auto& repo : allRepositories())
+      if (all || scopeOf(repo, r->caller(), groups).callerOwns) list.push_back(toJson(repo, cachedSnapshotCount(repo.id)));
+    r->reply({{"repositories", list}});
+  });
 }
 
 void Service::getRepository(const json& p, const RequestPtr& r) {

@@ -1,13 +1,16 @@
 // The service layer both transports call: parse → validate → authorize → act → reply.
 #pragma once
 
+#include "daemon/api/audit.h"
 #include "daemon/api/authorizer.h"
 #include "daemon/api/request.h"
 #include "daemon/config/config.h"
 #include "daemon/core/model.h"
 #include "daemon/core/repository_locks.h"
+#include "daemon/core/token_bucket.h"
 #include "daemon/loop/event_loop.h"
 #include "daemon/process/process_runner.h"
+#include "daemon/process/run_as.h"
 #include "daemon/restic/restic.h"
 
 #include <nlohmann/json.hpp>
@@ -56,12 +59,20 @@ class Service {
   // Cancels every job; `done` runs once no child is left.
   void shutdown(std::function<void()> done);
 
+  // The audit trail (its limits come from the configuration).
+  AuditLog& auditLog() { return m_audit; }
+
   size_t runningJobs() const;
   size_t queuedJobs() const;
   // Called whenever a job starts or ends (for sd_notify STATUS=).
   std::function<void()> onJobsChanged;
 
   struct MethodSpec;
+  // One authorization a request needs: an action on a scope.
+  struct AccessCheck {
+    Action action;
+    Scope scope;
+  };
 
  private:
   struct ActiveJob;
@@ -80,7 +91,14 @@ class Service {
   void getRepository(const nlohmann::json& p, const RequestPtr& r);
   void deleteRepository(const nlohmann::json& p, const RequestPtr& r);
   void addRepository(const std::string& name, const std::string& type, const std::string& path, const std::string& password,
-                     core::JobOperation operation, const RequestPtr& r);
+                     std::optional<uint32_t> group, core::JobOperation operation, const RequestPtr& r);
+  void submitRepository(const std::string& name, const std::string& type, const std::string& path, const std::string& password,
+                        std::optional<uint32_t> group, bool privileged, core::JobOperation operation, const RequestPtr& r);
+  // The group a new resource is shared with ("group" parameter): it exists and the caller is in it.
+  std::optional<uint32_t> sharedGroup(const nlohmann::json& p, const Caller& caller) const;
+  // Throws NotAuthorized unless the caller, as themselves, could read (or write) `path`.
+  void requireAccessAs(const Caller& caller, const std::string& path, process::AccessKind kind, const char* what,
+                       const char* parameter) const;
   // Jobs
   void startBackup(const nlohmann::json& p, const RequestPtr& r);
   void startRestore(const nlohmann::json& p, const RequestPtr& r);
@@ -98,6 +116,24 @@ class Service {
   void revealRepositoryPassword(const nlohmann::json& p, const RequestPtr& r);
   void changeRepositoryPassword(const nlohmann::json& p, const RequestPtr& r);
   void rotateMasterKey(const nlohmann::json& p, const RequestPtr& r);
+  // Audit (service_audit.cpp)
+  void listAudit(const nlohmann::json& p, const RequestPtr& r);
+
+  // Access (service_access.cpp): the checks a request needs, asked in order; denials are audited,
+  // counted per uid (a token bucket slows repeated denials) and answered with NotAuthorized, or
+  // NotFound when the caller may not even see the resource.
+  std::vector<AccessCheck> checksFor(const MethodSpec& spec, const nlohmann::json& p, const Caller& caller) const;
+  void authorizeAll(const Caller& caller, std::shared_ptr<std::vector<AccessCheck>> checks, size_t index, bool interactive,
+                    std::function<void(const AccessCheck* denied, const Decision&)> done);
+  void answerDenied(std::string_view method, const AccessCheck& check, const Decision& decision, const RequestPtr& r);
+  // Retry-after in seconds when the caller's uid has used up its denials, else 0.
+  uint64_t denialRetryAfter(uid_t uid);
+  void countDenial(uid_t uid);
+  Scope scopeOf(const core::Volume& v, const Caller& caller, const std::vector<gid_t>& groups) const;
+  Scope scopeOf(const core::Repository& r, const Caller& caller, const std::vector<gid_t>& groups) const;
+  Scope scopeOf(const core::Job& j, const Caller& caller, const std::vector<gid_t>& groups) const;
+  // Decisions inside handlers, never interactive: may the caller see everyone's resources; is it an admin.
+  void whenAllowed(const RequestPtr& r, Action action, const Scope& scope, std::function<void(bool)> then);
 
   // Lookups
   std::vector<core::Volume> allVolumes() const;
@@ -112,8 +148,13 @@ class Service {
 
   // restic children under the daemon's repository lock
   core::RepositoryLocks::Ticket runTask(std::shared_ptr<Task> task);
-  restic::RepositoryContext contextFor(const core::Repository& repository) const;
-  std::vector<std::string> resticEnvironment(const restic::RepositoryContext& ctx) const;
+  // Privilege separation: restic for a repository runs as root when an admin made it (privileged),
+  // else as its owner, with a cache of that user's own.
+  uint32_t runAsOf(const core::Repository& repository) const;
+  std::string cacheHome(uint32_t uid) const;
+  restic::RepositoryContext contextFor(const core::Repository& repository, uint32_t runAsUid) const;
+  // The child's environment, identity (uid, gid, supplementary groups) and directories.
+  void prepareRunAs(process::ProcessSpec& spec, const restic::RepositoryContext& ctx, uint32_t runAsUid) const;
   // The password as stored now (not as `repository` was copied earlier: a password change or a
   // master key rotation may have happened since), or resolved from its reference.
   secrets::SecretString passwordOf(const core::Repository& repository) const;
@@ -161,6 +202,8 @@ class Service {
   store::Store& m_store;
   secrets::Vault& m_vault;
   Authorizer& m_authorizer;
+  AuditLog m_audit;
+  std::map<uid_t, core::TokenBucket> m_denials;
   ServiceSettings m_settings;
   core::Timestamp m_startTime;
   std::vector<core::Volume> m_declaredVolumes;

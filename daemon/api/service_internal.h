@@ -30,6 +30,7 @@ struct Service::Task {
   core::LockMode mode = core::LockMode::Shared;
   std::function<std::vector<std::string>(const restic::RepositoryContext&)> args;
   std::optional<std::string> passwordOverride;
+  std::optional<uint32_t> runAsUid;  // default: runAsOf(repository)
   std::function<void(std::string_view)> onStdout;
   std::function<void(std::string_view)> onStderr;
   std::function<void(std::shared_ptr<process::Process>)> onStarted;
@@ -45,6 +46,9 @@ std::optional<std::string> optionalStringParam(const nlohmann::json& p, const ch
 std::vector<std::string> stringListParam(const nlohmann::json& p, const char* key);
 std::optional<int64_t> optionalIntParam(const nlohmann::json& p, const char* key);
 bool boolParam(const nlohmann::json& p, const char* key);
+
+// A request whose final answer is also written to the audit trail ("ok" or "failed: <error>").
+RequestPtr auditedRequest(RequestPtr inner, AuditLog& audit, Action action, std::string_view method, std::string resource);
 
 // Random hex id for new resources.
 std::string newId();

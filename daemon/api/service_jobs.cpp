@@ -1,4 +1,5 @@
 // The service layer: jobs (backup, restore, forget, init, import, unlock), their restic children and followers.
+#include "common/users.h"
 #include "daemon/api/json_mapping.h"
 #include "daemon/api/master_key_rotation.h"
 #include "daemon/api/service.h"
@@ -8,6 +9,7 @@
 #include "daemon/secrets/vault.h"
 #include "daemon/store/store.h"
 
+#include <linux/capability.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -26,6 +28,13 @@ constexpr uint64_t kPushIntervalUsec = 250000;  // at most four progress replies
 
 }  // namespace
 
+// restic as root reads everything (backup) and writes files back with their owners, modes and file
+// capabilities (restore); nothing else (no CAP_SYS_ADMIN, CAP_NET_*, CAP_KILL, ...).
+constexpr uint64_t capabilityBit(int cap) { return uint64_t{1} << cap; }
+constexpr uint64_t kRootResticCapabilities = capabilityBit(CAP_CHOWN) | capabilityBit(CAP_DAC_OVERRIDE) |
+                                             capabilityBit(CAP_DAC_READ_SEARCH) | capabilityBit(CAP_FOWNER) |
+                                             capabilityBit(CAP_FSETID) | capabilityBit(CAP_MKNOD) | capabilityBit(CAP_SETFCAP);
+
 void ensureDirectory(const std::string& path) {
   if (mkdir(path.c_str(), 0700) < 0 && errno != EEXIST)
     throw Error(ErrorCode::Failed, "cannot create " + path + ": " + std::strerror(errno));
@@ -33,17 +42,38 @@ void ensureDirectory(const std::string& path) {
 
 // ---- restic children under the repository lock ----
 
-restic::RepositoryContext Service::contextFor(const core::Repository& repository) const {
+uint32_t Service::runAsOf(const core::Repository& repository) const { return repository.privileged ? 0 : repository.ownerUid; }
+
+std::string Service::cacheHome(uint32_t uid) const {
+  return uid == 0 ? m_settings.cacheDirectory : m_settings.cacheDirectory + "/users/" + std::to_string(uid);
+}
+
+restic::RepositoryContext Service::contextFor(const core::Repository& repository, uint32_t runAsUid) const {
   restic::RepositoryContext ctx;
   ctx.binary = m_settings.resticBinary;
   ctx.repository = repository.path;
-  ctx.cacheDir = m_settings.cacheDirectory + "/" + repository.id;
+  ctx.cacheDir = cacheHome(runAsUid) + "/" + repository.id;
   ctx.passwordFd = 3;
   return ctx;
 }
 
-std::vector<std::string> Service::resticEnvironment(const restic::RepositoryContext& ctx) const {
-  return restic::environment(ctx, m_settings.cacheDirectory, m_settings.cacheDirectory + "/tmp");
+void Service::prepareRunAs(process::ProcessSpec& spec, const restic::RepositoryContext& ctx, uint32_t runAsUid) const {
+  ensureDirectory(m_settings.cacheDirectory);
+  if (runAsUid == 0) {
+    spec.capabilities = kRootResticCapabilities;
+    ensureDirectory(m_settings.cacheDirectory + "/tmp");
+    spec.env = restic::environment(ctx, m_settings.cacheDirectory, m_settings.cacheDirectory + "/tmp");
+    return;
+  }
+  auto identity = users::lookup(runAsUid);
+  if (!identity)
+    throw Error(ErrorCode::Failed, "restic would run as uid " + std::to_string(runAsUid) +
+                                       " (the owner), which has no entry in the user database; restore the user or delete the resource");
+  std::string home = process::ensureUserCacheDirectory(m_settings.cacheDirectory, *identity);
+  spec.env = restic::environment(ctx, home, home);
+  spec.uid = identity->uid;
+  spec.gid = identity->gid;
+  spec.groups = identity->groups;
 }
 
 secrets::SecretString Service::passwordOf(const core::Repository& repository) const {
@@ -63,12 +93,11 @@ core::RepositoryLocks::Ticket Service::runTask(std::shared_ptr<Task> task) {
       std::shared_ptr<process::Process> child;
       try {
         if (m_stopping) throw Error(ErrorCode::Cancelled, "zerobyted is stopping");
-        auto ctx = contextFor(task->repository);
-        ensureDirectory(m_settings.cacheDirectory);
-        ensureDirectory(m_settings.cacheDirectory + "/tmp");
+        const uint32_t runAs = task->runAsUid.value_or(runAsOf(task->repository));
+        auto ctx = contextFor(task->repository, runAs);
         process::ProcessSpec spec;
+        prepareRunAs(spec, ctx, runAs);
         spec.argv = task->args(ctx);
-        spec.env = resticEnvironment(ctx);
         spec.secret = task->passwordOverride ? *task->passwordOverride : passwordOf(task->repository).value();
         spec.secretFd = ctx.passwordFd;
         spec.killGrace = std::chrono::seconds(m_settings.cancelGraceSeconds);
@@ -118,6 +147,8 @@ uint64_t Service::submitJob(core::Job job, const core::Repository& repository, s
                             std::function<void(ActiveJob&, bool)> onFinished) {
   if (job.operation == core::JobOperation::ChangePassword)
     throw Error(ErrorCode::Internal, "a password change is submitted with submitPasswordChange");
+  // Backups run as the volume's user and restores as the caller (set by their methods); the rest as the repository's.
+  if (job.operation != core::JobOperation::Backup && job.operation != core::JobOperation::Restore) job.runAsUid = runAsOf(repository);
   ActiveJob& active = registerJob(std::move(job), repository, std::move(onFinished));
   const uint64_t id = active.job.id;
 
@@ -125,6 +156,7 @@ uint64_t Service::submitJob(core::Job job, const core::Repository& repository, s
   task->repository = repository;
   task->mode = core::needsExclusiveLock(active.job.operation) ? core::LockMode::Exclusive : core::LockMode::Shared;
   task->passwordOverride = std::move(passwordOverride);
+  task->runAsUid = active.job.runAsUid;
   const core::Job& j = active.job;
   switch (j.operation) {
     case core::JobOperation::Backup: {
@@ -363,6 +395,8 @@ void Service::startBackup(const json& p, const RequestPtr& r) {
   job.tags = tags;
   job.excludes = excludes;
   job.startedByUid = r->caller().uid;
+  // restic reads the data as the volume's owner: nobody backs up through zerobyted what they could not read.
+  job.runAsUid = volume.privileged ? 0 : volume.ownerUid;
   uint64_t id = submitJob(std::move(job), repo, std::nullopt, nullptr);
   r->reply({{"job", toJson(*findJob(id))}});
 }
@@ -383,8 +417,19 @@ void Service::startRestore(const json& p, const RequestPtr& r) {
   job.target = target;
   job.includes = includes;
   job.startedByUid = r->caller().uid;
-  uint64_t id = submitJob(std::move(job), repo, std::nullopt, nullptr);
-  r->reply({{"job", toJson(*findJob(id))}});
+  // An admin's restore runs as root; anyone else's as themselves, so it writes only where they could.
+  whenAllowed(r, Action::Admin, ownScope(), [this, r, repo, job = std::move(job)](bool admin) mutable {
+    if (!admin) {
+      // restic runs as the caller, so it must be able to read the repository itself (an admin's
+      // repository is restored by an admin, whose restores run as root).
+      if (repo.type == "local" && runAsOf(repo) != r->caller().uid)
+        requireAccessAs(r->caller(), repo.path, process::AccessKind::ReadDirectory, "repository", "repository");
+      requireAccessAs(r->caller(), job.target, process::AccessKind::WriteDirectory, "restore target", "target");
+    }
+    job.runAsUid = admin ? 0 : r->caller().uid;
+    uint64_t id = submitJob(std::move(job), repo, std::nullopt, nullptr);
+    r->reply({{"job", toJson(*findJob(id))}});
+  });
 }
 
 void Service::forgetSnapshot(const json& p, const RequestPtr& r) {
@@ -422,16 +467,20 @@ void Service::listJobs(const json& p, const RequestPtr& r) {
                   "unknown job state \"" + log::sanitize(*s) + "\"; use queued, running, succeeded, warning, failed, cancelled or interrupted",
                   {{"parameter", "state"}});
   }
-  std::map<uint64_t, core::Job, std::greater<>> jobs;
-  for (auto& j : m_store.jobs()) jobs[j.id] = std::move(j);
-  for (const auto& [id, a] : m_jobs) jobs[id] = a->job;
-  json list = json::array();
-  for (const auto& [id, j] : jobs) {
-    if (state && j.state != *state) continue;
-    list.push_back(toJson(j));
-    if (static_cast<int64_t>(list.size()) >= limit) break;
-  }
-  r->reply({{"jobs", list}});
+  whenAllowed(r, Action::View, everyoneScope(), [this, r, limit, state](bool all) {
+    std::map<uint64_t, core::Job, std::greater<>> jobs;
+    for (auto& j : m_store.jobs()) jobs[j.id] = std::move(j);
+    for (const auto& [id, a] : m_jobs) jobs[id] = a->job;
+    auto groups = users::groupsOf(r->caller().uid);
+    json list = json::array();
+    for (const auto& [id, j] : jobs) {
+      if (state && j.state != *state) continue;
+      if (!all && !scopeOf(j, r->caller(), groups).callerOwns) continue;
+      list.push_back(toJson(j));
+      if (static_cast<int64_t>(list.size()) >= limit) break;
+    }
+    r->reply({{"jobs", list}});
+  });
 }
 
 namespace {

@@ -57,6 +57,7 @@ struct Service::PasswordChange {
 
 uint64_t Service::submitPasswordChange(core::Job job, const core::Repository& repository, bool resume) {
   job.operation = core::JobOperation::ChangePassword;
+  job.runAsUid = runAsOf(repository);
   ActiveJob& active = registerJob(std::move(job), repository, nullptr);
   auto change = std::make_shared<PasswordChange>();
   change->jobId = active.job.id;
@@ -138,12 +139,11 @@ void Service::runPasswordChangeStep(const std::shared_ptr<PasswordChange>& chang
   change->stderrTail.clear();
   std::shared_ptr<process::Process> child;
   try {
-    ensureDirectory(m_settings.cacheDirectory);
-    ensureDirectory(m_settings.cacheDirectory + "/tmp");
-    auto ctx = contextFor(change->repository);
+    const uint32_t runAs = runAsOf(change->repository);
+    auto ctx = contextFor(change->repository, runAs);
     process::ProcessSpec spec;
+    prepareRunAs(spec, ctx, runAs);
     spec.argv = std::move(argv);
-    spec.env = resticEnvironment(ctx);
     spec.secrets = std::move(secrets);
     spec.killGrace = std::chrono::seconds(m_settings.cancelGraceSeconds);
     process::ProcessCallbacks callbacks;
@@ -179,7 +179,7 @@ void Service::runPasswordChangeStep(const std::shared_ptr<PasswordChange>& chang
 }
 
 void Service::passwordChangeKeyList(const std::shared_ptr<PasswordChange>& change) {
-  auto ctx = contextFor(change->repository);
+  auto ctx = contextFor(change->repository, runAsOf(change->repository));
   runPasswordChangeStep(
       change, restic::keyListArgs(ctx), {{kOldPasswordFd, change->oldPassword.value()}}, false,
       [this, change](const process::ProcessResult* result, std::optional<Error> failure) {
@@ -229,7 +229,7 @@ void Service::passwordChangeKeyList(const std::shared_ptr<PasswordChange>& chang
 }
 
 void Service::passwordChangeKeyAdd(const std::shared_ptr<PasswordChange>& change) {
-  auto ctx = contextFor(change->repository);
+  auto ctx = contextFor(change->repository, runAsOf(change->repository));
   runPasswordChangeStep(
       change, restic::keyAddArgs(ctx, kNewPasswordFd),
       {{kOldPasswordFd, change->oldPassword.value()}, {kNewPasswordFd, change->newPassword.value()}}, true,
@@ -255,7 +255,7 @@ void Service::passwordChangeKeyAdd(const std::shared_ptr<PasswordChange>& change
 }
 
 void Service::passwordChangeVerify(const std::shared_ptr<PasswordChange>& change) {
-  auto ctx = contextFor(change->repository);
+  auto ctx = contextFor(change->repository, runAsOf(change->repository));
   runPasswordChangeStep(
       change, restic::catConfigArgs(ctx), {{kOldPasswordFd, change->newPassword.value()}}, false,
       [this, change](const process::ProcessResult* result, std::optional<Error> failure) {
@@ -318,7 +318,7 @@ void Service::passwordChangeRemoveOldKey(const std::shared_ptr<PasswordChange>& 
                              done + "; the old key could not be identified and may remain in the repository: see "
                                     "'restic key list'");
   }
-  auto ctx = contextFor(change->repository);
+  auto ctx = contextFor(change->repository, runAsOf(change->repository));
   const std::string keyId = change->oldKeyId;
   runPasswordChangeStep(
       change, restic::keyRemoveArgs(ctx, keyId), {{kOldPasswordFd, change->newPassword.value()}}, true,

@@ -17,10 +17,10 @@ void Service::revealRepositoryPassword(const json& p, const RequestPtr& r) {
   const std::string name = stringParam(p, "name");
   try {
     secrets::SecretString password = passwordOf(requireRepository(name));
-    audit(r->caller(), Action::ExportSecret, name, "revealed the password");
+    m_audit.record(r->caller(), Action::ExportSecret, "RevealRepositoryPassword", "repository " + name, "revealed the password");
     r->reply({{"password", password.value()}});
   } catch (const Error& e) {
-    audit(r->caller(), Action::ExportSecret, name, "not revealed: " + std::string(errorName(e.code())));
+    m_audit.record(r->caller(), Action::ExportSecret, "RevealRepositoryPassword", "repository " + name, "not revealed: " + std::string(errorName(e.code())));
     throw;
   }
 }
@@ -69,12 +69,12 @@ void Service::rotateMasterKey(const json& p, const RequestPtr& r) {
   const uint32_t previous = m_vault.keyId();
   try {
     RotationResult result = rotateKeyring(m_store, m_vault, m_settings.stateDirectory, request);
-    audit(r->caller(), Action::Admin, "",
+    m_audit.record(r->caller(), Action::Admin, "RotateMasterKey", "",
           "rotated the master key from " + secrets::hexKeyId(previous) + " to " + secrets::hexKeyId(result.keyId) + " (" +
               m_vault.source() + "); " + std::to_string(result.secrets) + " secret(s) re-sealed");
     r->reply({{"key_id", secrets::hexKeyId(result.keyId)}, {"secrets", result.secrets}});
   } catch (const Error& e) {
-    audit(r->caller(), Action::Admin, "", "master key rotation failed: " + std::string(e.what()));
+    m_audit.record(r->caller(), Action::Admin, "RotateMasterKey", "", "master key rotation failed: " + std::string(e.what()));
     throw;
   }
 }

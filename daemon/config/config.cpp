@@ -41,10 +41,15 @@ constexpr KeySpec kDaemonKeys[] = {
     {"cache_directory", "an absolute path"},
     {"socket", "an absolute path"},
     {"restic", "the absolute path of the restic binary"},
+    {"authorization", "one of auto, polkit, groups"},
+    {"viewer_group", "a Unix group name"},
+    {"operator_group", "a Unix group name"},
     {"admin_group", "a Unix group name"},
     {"job_history", "an integer from 1 to 100000"},
     {"cancel_grace_seconds", "an integer from 1 to 3600"},
     {"log_level", "one of debug, info, notice, warning, error"},
+    {"audit_max_age_days", "an integer from 1 to 36500"},
+    {"audit_max_entries", "an integer from 100 to 10000000"},
 };
 
 constexpr KeySpec kVolumeKeys[] = {
@@ -61,6 +66,7 @@ constexpr KeySpec kRepositoryKeys[] = {
 };
 
 constexpr std::string_view kLogLevels[] = {"debug", "info", "notice", "warning", "error"};
+constexpr std::string_view kAuthorizationModes[] = {"auto", "polkit", "groups"};
 constexpr size_t kMaxGroupNameLength = 32;
 constexpr size_t kMaxCredentialNameLength = 255;
 constexpr std::string_view kDeclaredIdPrefix = "cfg-";
@@ -332,6 +338,30 @@ class Loader {
     out = static_cast<unsigned>(parsed);
   }
 
+  // The value if it is one of `choices`; otherwise reports it, with the closest choice as a guess.
+  template <size_t N>
+  std::optional<std::string> oneOf(const Entry& entry, const std::string_view (&choices)[N]) {
+    auto text = scalar(entry);
+    if (!text) return std::nullopt;
+    if (std::find(std::begin(choices), std::end(choices), *text) != std::end(choices)) return text;
+    std::string message =
+        entry.field + ": expected " + std::string(entry.spec.expected) + ", got " + describe(entry.value);
+    if (auto guess = closest(*text, choices, [](std::string_view s) { return s; }))
+      message += "; did you mean \"" + std::string(*guess) + "\"?";
+    report(entry.mark(), std::move(message));
+    return std::nullopt;
+  }
+
+  void groupName(const Entry& entry, std::string& out) {
+    auto text = scalar(entry);
+    if (!text) return;
+    if (!isGroupName(*text))
+      return reportExpected(entry,
+                            "a Unix group name (up to 32 characters from a-z, 0-9, '_' and '-', starting with a "
+                            "letter or '_')");
+    out = *text;
+  }
+
   // `type` may only be `only` for now; more types come with their own keys.
   void resourceType(const Entry& entry, std::string_view only, std::string_view kind, std::string& out) {
     auto text = scalar(entry);
@@ -381,29 +411,27 @@ class Loader {
         setPath(settings.socketPath);
       } else if (key == "restic") {
         setPath(settings.resticBinary);
+      } else if (key == "viewer_group") {
+        groupName(entry, settings.viewerGroup);
+      } else if (key == "operator_group") {
+        groupName(entry, settings.operatorGroup);
       } else if (key == "admin_group") {
-        auto text = scalar(entry);
-        if (!text) return;
-        if (!isGroupName(*text))
-          return reportExpected(entry,
-                                "a Unix group name (up to 32 characters from a-z, 0-9, '_' and '-', starting with a "
-                                "letter or '_')");
-        settings.adminGroup = *text;
+        groupName(entry, settings.adminGroup);
+      } else if (key == "authorization") {
+        if (auto text = oneOf(entry, kAuthorizationModes))
+          settings.authorization = *text == "polkit"   ? AuthorizationMode::Polkit
+                                   : *text == "groups" ? AuthorizationMode::Groups
+                                                       : AuthorizationMode::Auto;
+      } else if (key == "audit_max_age_days") {
+        integer(entry, 1, 36500, settings.auditMaxAgeDays);
+      } else if (key == "audit_max_entries") {
+        integer(entry, 100, 10000000, settings.auditMaxEntries);
       } else if (key == "job_history") {
         integer(entry, 1, 100000, settings.jobHistory);
       } else if (key == "cancel_grace_seconds") {
         integer(entry, 1, 3600, settings.cancelGraceSeconds);
       } else if (key == "log_level") {
-        auto text = scalar(entry);
-        if (!text) return;
-        if (std::find(std::begin(kLogLevels), std::end(kLogLevels), *text) == std::end(kLogLevels)) {
-          std::string message = entry.field + ": expected " + std::string(entry.spec.expected) + ", got " +
-                                describe(entry.value);
-          if (auto guess = closest(*text, kLogLevels, [](std::string_view s) { return s; }))
-            message += "; did you mean \"" + std::string(*guess) + "\"?";
-          return report(entry.mark(), std::move(message));
-        }
-        settings.logLevel = *text;
+        if (auto text = oneOf(entry, kLogLevels)) settings.logLevel = *text;
       }
     });
   }
@@ -513,6 +541,15 @@ std::string joinDiagnostics(const std::vector<Diagnostic>& diagnostics) {
 }
 
 }  // namespace
+
+std::string_view toString(AuthorizationMode mode) {
+  switch (mode) {
+    case AuthorizationMode::Auto: return "auto";
+    case AuthorizationMode::Polkit: return "polkit";
+    case AuthorizationMode::Groups: return "groups";
+  }
+  return "auto";
+}
 
 std::string Diagnostic::str() const {
   if (line == 0) return file + ": " + message;

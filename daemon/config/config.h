@@ -10,6 +10,11 @@
 
 namespace zerobyte::config {
 
+// How requests are authorized: polkit when a system bus with polkit is there (auto), or always
+// polkit (the daemon does not start without it), or always the Unix groups below (no polkit).
+enum class AuthorizationMode { Auto, Polkit, Groups };
+std::string_view toString(AuthorizationMode mode);
+
 // Empty strings mean "not set": the daemon then uses $STATE_DIRECTORY etc. or the defaults.
 struct DaemonSettings {
   std::string stateDirectory;
@@ -17,7 +22,15 @@ struct DaemonSettings {
   std::string cacheDirectory;
   std::string socketPath;
   std::string resticBinary;                  // absolute path; empty: "restic" on PATH
-  std::string adminGroup = "zerobyte-admins";  // members may change things (until polkit)
+  AuthorizationMode authorization = AuthorizationMode::Auto;
+  // The Unix groups that carry the roles when polkit is not used (the shipped polkit rules name
+  // the same groups in their own file).
+  std::string viewerGroup = "zerobyte-viewers";
+  std::string operatorGroup = "zerobyte-operators";
+  std::string adminGroup = "zerobyte-admins";
+  // The audit table keeps entries this many days, and at most this many entries.
+  unsigned auditMaxAgeDays = 180;
+  unsigned auditMaxEntries = 100000;
   unsigned jobHistory = 1000;                // finished jobs kept
   unsigned cancelGraceSeconds = 10;          // SIGTERM, then SIGKILL after this
   std::string logLevel = "info";             // debug, info, notice, warning, error

@@ -27,6 +27,9 @@ struct Volume {
   std::string path;
   bool declared = false;  // from the configuration file: read-only through the API
   uint32_t ownerUid = 0;
+  std::optional<uint32_t> groupGid;  // shared with the members of this group
+  // Created by root or an admin: restic for it runs as root. Otherwise it runs as ownerUid.
+  bool privileged = true;
   Timestamp created = 0;
 };
 
@@ -37,6 +40,8 @@ struct Repository {
   std::string path;
   bool declared = false;
   uint32_t ownerUid = 0;
+  std::optional<uint32_t> groupGid;  // shared with the members of this group
+  bool privileged = true;            // as Volume::privileged
   Timestamp created = 0;
   SealedSecret password;    // stored password, when passwordRef is empty
   std::string passwordRef;  // file://, env://, credential:// (declared repositories)
@@ -94,6 +99,7 @@ struct Job {
   std::vector<std::string> excludes;
   std::vector<std::string> includes;
   uint32_t startedByUid = 0;
+  uint32_t runAsUid = 0;  // restic ran as this user (privilege separation)
   Timestamp created = 0;
   Timestamp started = 0;   // 0: not started
   Timestamp finished = 0;  // 0: not finished
@@ -135,6 +141,19 @@ struct Node {
   uint32_t gid = 0;
   std::string mtime;
   std::string linkTarget;
+};
+
+// One line of the audit trail: a change or a denial, who asked and how it ended. Never a secret.
+struct AuditEntry {
+  uint64_t id = 0;  // the store's sequence: later entries have larger ids
+  Timestamp time = 0;
+  uint32_t callerUid = 0;
+  int32_t callerPid = 0;
+  std::string transport;  // "varlink", "dbus"
+  std::string action;     // the polkit action id, "org.zerobyte.daemon1.manage"
+  std::string method;     // "CreateVolume"
+  std::string resource;   // "volume home"; may be empty
+  std::string result;     // "ok", "denied", "failed: NotFound", "revealed the password", ...
 };
 
 }  // namespace zerobyte::core

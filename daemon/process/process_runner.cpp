@@ -3,11 +3,11 @@
 
 #include "common/errors.h"
 #include "daemon/log/log.h"
+#include "daemon/process/privilege_drop.h"
 
 #include <openssl/crypto.h>
 
 #include <fcntl.h>
-#include <grp.h>
 #include <linux/close_range.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -80,8 +80,8 @@ struct SecretFds {
   }
 };
 
-[[noreturn]] void childSetup(const ProcessSpec& spec, char** argv, char** envp, int outFd, int errFd, SecretFds secrets,
-                             int statusFd, pid_t parent) {
+[[noreturn]] void childSetup(const ProcessSpec& spec, const ChildIdentity& identity, char** argv, char** envp, int outFd,
+                             int errFd, SecretFds secrets, int statusFd, pid_t parent) {
   auto fail = [&statusFd](int step) {
     int payload[2] = {step, errno};
     [[maybe_unused]] ssize_t n = ::write(statusFd, payload, sizeof(payload));
@@ -122,11 +122,9 @@ struct SecretFds {
     if (!secrets.isTarget(fd)) ::close(fd);
   if (statusFd > 10) syscall(SYS_close_range, 10U, static_cast<unsigned>(statusFd - 1), 0U);
   syscall(SYS_close_range, static_cast<unsigned>(statusFd + 1), ~0U, 0U);
-  if (spec.gid) {
-    if (setgroups(0, nullptr) < 0) fail(8);
-    if (setresgid(*spec.gid, *spec.gid, *spec.gid) < 0) fail(9);
-  }
-  if (spec.uid && setresuid(*spec.uid, *spec.uid, *spec.uid) < 0) fail(10);
+  // After no_new_privs (above): nothing exec'd can regain what is dropped here. A failed drop never runs the program.
+  constexpr int kDropFailure[] = {0, 8, 9, 10, 13, 14};  // indexed by DropStep; see stepName()
+  if (DropStep step = dropPrivileges(identity); step != DropStep::None) fail(kDropFailure[static_cast<int>(step)]);
   if (chdir(spec.cwd.c_str()) < 0) fail(11);
   execve(argv[0], argv, envp);
   fail(12);
@@ -137,9 +135,11 @@ const char* stepName(int step) {
   switch (step) {
     case 11: return "chdir to the working directory";
     case 12: return "exec";
-    case 8:
-    case 9:
-    case 10: return "drop privileges";
+    case 8: return "drop privileges (setgroups)";
+    case 9: return "drop privileges (setresgid)";
+    case 10: return "drop privileges (setresuid)";
+    case 13: return "drop privileges (clear capabilities)";
+    case 14: return "drop privileges (the child could become root again)";
     default: return "set up the child";
   }
 }
@@ -198,6 +198,21 @@ void Process::start() {
     if (std::find(targets.begin() + static_cast<long>(i) + 1, targets.end(), targets[i]) != targets.end())
       throw Error(ErrorCode::Internal, "two secrets are given the same fd " + std::to_string(targets[i]));
   }
+  if (m_spec.uid && !m_spec.gid)
+    throw Error(ErrorCode::Internal, "a child given a uid needs a gid too, or it would keep root's group");
+  // Prepared here: the child only reads it (no allocation after fork).
+  ChildIdentity identity;
+  identity.setGroups = m_spec.groups || m_spec.uid || m_spec.gid;
+  if (m_spec.groups) {
+    identity.groups = m_spec.groups->data();
+    identity.groupCount = m_spec.groups->size();
+  }
+  identity.setGid = m_spec.gid.has_value();
+  identity.gid = m_spec.gid.value_or(0);
+  identity.setUid = m_spec.uid.has_value();
+  identity.uid = m_spec.uid.value_or(0);
+  identity.limitCapabilities = m_spec.capabilities.has_value();
+  identity.capabilities = m_spec.capabilities.value_or(0);
   int outPipe[2], errPipe[2], statusPipe[2];
   if (pipe2(outPipe, O_CLOEXEC) < 0) throw Error(ErrorCode::Failed, std::string("pipe: ") + std::strerror(errno));
   if (pipe2(errPipe, O_CLOEXEC) < 0) {
@@ -230,7 +245,7 @@ void Process::start() {
   auto envp = toCArray(envStrings);
   pid_t parent = getpid();
   pid_t pid = fork();
-  if (pid == 0) childSetup(m_spec, argv.data(), envp.data(), outPipe[1], errPipe[1], secretFds, statusPipe[1], parent);
+  if (pid == 0) childSetup(m_spec, identity, argv.data(), envp.data(), outPipe[1], errPipe[1], secretFds, statusPipe[1], parent);
   int forkErrno = errno;
   ::close(outPipe[1]);
   ::close(errPipe[1]);

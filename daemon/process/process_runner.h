@@ -27,8 +27,17 @@ struct ProcessSpec {
   // More secrets, each in its own sealed memfd seen by the child as the given fd (e.g. restic's
   // --new-password-file /dev/fd/4). Every fd is from 3 to 9 and used once, `secretFd` included.
   std::vector<std::pair<int, std::string>> secrets;
-  std::optional<uid_t> uid;  // drop to this user (and gid, no supplementary groups)
+  // Drop to this user before exec: setgroups, then setresgid, then setresuid, all after no_new_privs. A non-root
+  // uid also leaves the child without any capability (effective, permitted, inheritable, ambient, bounding).
+  // A uid needs a gid: keeping group 0 would keep root's group access.
+  std::optional<uid_t> uid;
   std::optional<gid_t> gid;
+  // Supplementary groups (the user's, as users::Identity::groups lists them). Without it, a child given a uid
+  // or gid has none: never root's.
+  std::optional<std::vector<gid_t>> groups;
+  // A child that stays root keeps only these capabilities (bit N = capability N, as in <linux/capability.h>);
+  // unset: all of the daemon's.
+  std::optional<uint64_t> capabilities;
   std::chrono::seconds timeout{0};     // 0: none; then cancelled as by cancel()
   std::chrono::seconds killGrace{10};  // SIGTERM, then SIGKILL after this
 };

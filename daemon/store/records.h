@@ -83,14 +83,17 @@ void serialize(Archive& ar, SealedSecret& s, const std::uint32_t /*version*/) {
 }
 
 template <class Archive>
-void serialize(Archive& ar, Volume& v, const std::uint32_t /*version*/) {
+void serialize(Archive& ar, Volume& v, const std::uint32_t version) {
   ar(v.id, v.name, v.type, v.path, v.declared, v.ownerUid, v.created);
+  // Before version 2 only root and the admin group could create resources: they stay privileged.
+  if (version >= 2) ar(v.groupGid, v.privileged);
 }
 
 template <class Archive>
 void serialize(Archive& ar, Repository& r, const std::uint32_t version) {
   ar(r.id, r.name, r.type, r.path, r.declared, r.ownerUid, r.created, r.password, r.passwordRef);
   if (version >= 2) ar(r.pendingPassword);
+  if (version >= 3) ar(r.groupGid, r.privileged);
 }
 
 template <class Archive>
@@ -106,13 +109,14 @@ void serialize(Archive& ar, BackupSummary& s, const std::uint32_t /*version*/) {
 }
 
 template <class Archive>
-void serialize(Archive& ar, Job& j, const std::uint32_t /*version*/) {
+void serialize(Archive& ar, Job& j, const std::uint32_t version) {
   ar(j.id);
   records_detail::enumField(ar, j.operation, kLastJobOperation);
   records_detail::enumField(ar, j.state, kLastJobState);
   ar(j.repositoryId, j.repositoryName, j.volumeId, j.volumeName, j.snapshot, j.target, j.tags, j.excludes,
      j.includes, j.startedByUid, j.created, j.started, j.finished, j.progress, j.message, j.warnings, j.summary,
      j.log, j.childPid);
+  if (version >= 2) ar(j.runAsUid);
 }
 
 template <class Archive>
@@ -130,14 +134,20 @@ void serialize(Archive& ar, Node& n, const std::uint32_t /*version*/) {
   ar(n.name, n.type, n.path, n.size, n.mode, n.permissions, n.uid, n.gid, n.mtime, n.linkTarget);
 }
 
+template <class Archive>
+void serialize(Archive& ar, AuditEntry& e, const std::uint32_t /*version*/) {
+  ar(e.id, e.time, e.callerUid, e.callerPid, e.transport, e.action, e.method, e.resource, e.result);
+}
+
 }  // namespace zerobyte::core
 
 CEREAL_CLASS_VERSION(zerobyte::core::SealedSecret, 1)
-CEREAL_CLASS_VERSION(zerobyte::core::Volume, 1)
-CEREAL_CLASS_VERSION(zerobyte::core::Repository, 2)  // 2: pendingPassword
+CEREAL_CLASS_VERSION(zerobyte::core::Volume, 2)      // 2: groupGid, privileged
+CEREAL_CLASS_VERSION(zerobyte::core::Repository, 3)  // 2: pendingPassword; 3: groupGid, privileged
 CEREAL_CLASS_VERSION(zerobyte::core::JobProgress, 1)
 CEREAL_CLASS_VERSION(zerobyte::core::BackupSummary, 1)
-CEREAL_CLASS_VERSION(zerobyte::core::Job, 1)
+CEREAL_CLASS_VERSION(zerobyte::core::Job, 2)  // 2: runAsUid
 CEREAL_CLASS_VERSION(zerobyte::core::Snapshot, 1)
 CEREAL_CLASS_VERSION(zerobyte::core::SnapshotCache, 1)
 CEREAL_CLASS_VERSION(zerobyte::core::Node, 1)
+CEREAL_CLASS_VERSION(zerobyte::core::AuditEntry, 1)

@@ -21,7 +21,9 @@ constexpr unsigned kMaxTables = 8;
 constexpr std::string_view kSchemaVersionKey = "schema_version";
 constexpr std::string_view kNextJobIdKey = "next_job_id";
 constexpr std::string_view kMasterKeyCredentialKey = "master_key_credential";
+constexpr std::string_view kNextAuditIdKey = "next_audit_id";
 constexpr uint64_t kFirstJobId = 1;
+constexpr uint64_t kFirstAuditId = 1;
 
 struct EnvCloser {
   void operator()(MDB_env* env) const noexcept { mdb_env_close(env); }
@@ -50,6 +52,7 @@ struct Tables {
   Table repositories{"repositories"};
   Table jobs{"jobs"};
   Table snapshots{"snapshots"};
+  Table audit{"audit"};
 };
 
 MDB_val asVal(std::string_view bytes) {
@@ -73,6 +76,8 @@ uint64_t fromBigEndian(std::string_view bytes) {
 
 // Job keys are big-endian so that LMDB's byte order is id order (cursor order = age).
 std::array<char, 8> jobKey(uint64_t id) { return bigEndian<8>(id); }
+// Audit keys likewise: the first entry under a cursor is the oldest.
+std::array<char, 8> auditKey(uint64_t id) { return bigEndian<8>(id); }
 
 // Keys are ids we wrote ourselves, but a corrupt file may hold anything: keep messages printable.
 std::string printableKey(std::string_view key) {
@@ -167,6 +172,17 @@ struct Environment {
     auto bytes = bigEndian<8>(id);
     put(txn, tables.meta, kNextJobIdKey, {bytes.data(), bytes.size()});
   }
+
+  void putNextAuditId(MDB_txn* txn, uint64_t id) const {
+    auto bytes = bigEndian<8>(id);
+    put(txn, tables.meta, kNextAuditIdKey, {bytes.data(), bytes.size()});
+  }
+
+  size_t entries(MDB_txn* txn, const Table& table) const {
+    MDB_stat stat{};
+    if (int rc = mdb_stat(txn, table.dbi, &stat); rc != 0) fail(rc, "counting " + std::string(table.name));
+    return stat.ms_entries;
+  }
 };
 
 template <class T>
@@ -220,12 +236,32 @@ std::vector<T> allRecords(const Environment& environment, MDB_txn* txn, const Ta
   return records;
 }
 
+// Schema 1 (every release before the audit trail) had no audit table: openTables() has just
+// created it empty; its id counter starts here. Nothing else changes.
+void migrateFrom1To2(const Environment& environment, MDB_txn* txn) {
+  environment.putNextAuditId(txn, kFirstAuditId);
+}
+
+uint64_t appendAuditEntry(const Environment& environment, MDB_txn* txn, const core::AuditEntry& entry) {
+  // A counter rather than "last key + 1": ids of pruned entries are never handed out again.
+  uint64_t id = environment.metaNumber(txn, kNextAuditIdKey, 8).value_or(kFirstAuditId);
+  environment.putNextAuditId(txn, id + 1);
+  core::AuditEntry stored = entry;
+  stored.id = id;
+  auto key = auditKey(id);
+  environment.put(txn, environment.tables.audit, {key.data(), key.size()}, encode(stored));
+  return id;
+}
+
 // Brings a store written by an older build up to kSchemaVersion, one step at a time, inside the
 // opening transaction: a migration that throws leaves the old store untouched.
 // A new step goes here as `case N: migrateFromNToN+1(environment, txn); break;`.
 void migrate(const Environment& environment, MDB_txn* txn, uint32_t from) {
   for (uint32_t version = from; version < kSchemaVersion; ++version) {
     switch (version) {
+      case 1:
+        migrateFrom1To2(environment, txn);
+        break;
       default:
         throw Error(ErrorCode::Failed, "the store " + environment.dataFile() + " has schema version " +
                                            std::to_string(from) + ", and there is no migration from version " +
@@ -237,7 +273,7 @@ void migrate(const Environment& environment, MDB_txn* txn, uint32_t from) {
 
 void openTables(Environment& environment, MDB_txn* txn) {
   for (Table* table : {&environment.tables.meta, &environment.tables.volumes, &environment.tables.repositories,
-                       &environment.tables.jobs, &environment.tables.snapshots}) {
+                       &environment.tables.jobs, &environment.tables.snapshots, &environment.tables.audit}) {
     std::string name(table->name);
     if (int rc = mdb_dbi_open(txn, name.c_str(), MDB_CREATE, &table->dbi); rc != 0)
       environment.fail(rc, "opening table " + name);
@@ -349,6 +385,11 @@ void Transaction::setMasterKeyCredential(const std::string& name) {
   t.environment.put(t.handle(), t.environment.tables.meta, kMasterKeyCredentialKey, name);
 }
 
+uint64_t Transaction::appendAudit(const core::AuditEntry& entry) {
+  auto& t = Impl::live(m_impl);
+  return appendAuditEntry(t.environment, t.handle(), entry);
+}
+
 void Transaction::commit() {
   auto& t = Impl::live(m_impl);
   // LMDB frees the transaction whether or not the commit succeeds: never abort it afterwards.
@@ -384,6 +425,7 @@ Store::Store(const std::filesystem::path& directory) : m_impl(std::make_unique<I
   if (!stored) {
     e.putSchemaVersion(txn.get(), kSchemaVersion);
     e.putNextJobId(txn.get(), kFirstJobId);
+    e.putNextAuditId(txn.get(), kFirstAuditId);
   } else if (*stored > kSchemaVersion) {
     throw Error(ErrorCode::Failed, "the store " + e.dataFile() + " has schema version " + std::to_string(*stored) +
                                        ", newer than this zerobyted understands (" + std::to_string(kSchemaVersion) +
@@ -475,6 +517,55 @@ void Store::trimJobs(size_t keep) {
   });
   for (const auto& key : doomed) e.erase(txn, e.tables.jobs, key);
   transaction.commit();
+}
+
+uint64_t Store::appendAudit(const core::AuditEntry& entry) {
+  Transaction transaction = begin();
+  uint64_t id = transaction.appendAudit(entry);
+  transaction.commit();
+  return id;
+}
+
+std::vector<core::AuditEntry> Store::auditEntries(const AuditQuery& query) const {
+  TxnHandle txn = m_impl->beginTxn(MDB_RDONLY);
+  std::vector<core::AuditEntry> result;
+  m_impl->scan(txn.get(), m_impl->tables.audit, true, [&](std::string_view key, std::string_view value) {
+    auto entry = decode<core::AuditEntry>(*m_impl, m_impl->tables.audit, jobKeyText(key), value);
+    // Newest first: once one is older than `since`, so are the rest (unless the clock was set back).
+    if (query.since && entry.time < *query.since) return false;
+    if ((!query.callerUid || entry.callerUid == *query.callerUid) && (!query.action || entry.action == *query.action))
+      result.push_back(std::move(entry));
+    return query.limit == 0 || result.size() < query.limit;
+  });
+  return result;
+}
+
+size_t Store::auditCount() const {
+  TxnHandle txn = m_impl->beginTxn(MDB_RDONLY);
+  return m_impl->entries(txn.get(), m_impl->tables.audit);
+}
+
+size_t Store::pruneAudit(core::Timestamp olderThan, size_t maxEntries, size_t maxWork) {
+  Transaction transaction = begin();
+  Environment& e = *m_impl;
+  MDB_txn* txn = transaction.m_impl->handle();
+  const size_t count = e.entries(txn, e.tables.audit);
+  const size_t excess = count > maxEntries ? count - maxEntries : 0;
+  std::vector<std::string> doomed;
+  e.scan(txn, e.tables.audit, false, [&](std::string_view key, std::string_view value) {
+    if (doomed.size() >= maxWork) return false;
+    if (doomed.size() < excess) {
+      doomed.emplace_back(key);
+      return true;
+    }
+    auto entry = decode<core::AuditEntry>(e, e.tables.audit, jobKeyText(key), value);
+    if (entry.time >= olderThan) return false;
+    doomed.emplace_back(key);
+    return true;
+  });
+  for (const auto& key : doomed) e.erase(txn, e.tables.audit, key);
+  transaction.commit();
+  return doomed.size();
 }
 
 }  // namespace zerobyte::store

@@ -12,7 +12,16 @@
 
 namespace zerobyte::store {
 
-inline constexpr uint32_t kSchemaVersion = 1;
+// 2: the audit table and its id counter (meta "next_audit_id").
+inline constexpr uint32_t kSchemaVersion = 2;
+
+// What Store::auditEntries returns: newest first, only entries matching every filter that is set.
+struct AuditQuery {
+  std::optional<core::Timestamp> since;  // entries at or after this time
+  std::optional<uint32_t> callerUid;
+  std::optional<std::string> action;  // a full polkit action id
+  size_t limit = 100;                 // at most this many (0: all)
+};
 
 class Store;
 
@@ -37,6 +46,8 @@ class Transaction {
   // Records that the master key is the systemd credential `name` (meta "master_key_credential"),
   // in the same transaction as the secrets re-sealed with it.
   void setMasterKeyCredential(const std::string& name);
+  // Appends to the audit trail with the next id of its sequence (entry.id is ignored); returns that id.
+  uint64_t appendAudit(const core::AuditEntry& entry);
   void commit();
 
  private:
@@ -71,6 +82,17 @@ class Store {
   Transaction begin();
   // Erases the oldest finished jobs beyond the newest `keep` finished ones.
   void trimJobs(size_t keep);
+
+  // The audit trail. Ids grow with every entry, so id order is the order things happened in.
+  // Appends in a transaction of its own; returns the entry's id.
+  uint64_t appendAudit(const core::AuditEntry& entry);
+  // Newest first. The scan stops at the first entry older than query.since.
+  std::vector<core::AuditEntry> auditEntries(const AuditQuery& query) const;
+  size_t auditCount() const;
+  // Erases, oldest first, entries older than `olderThan` and those beyond the newest `maxEntries`,
+  // but at most `maxWork` of them, so that one call never holds the writer for long.
+  // Returns how many it erased; call again while it returns `maxWork`.
+  size_t pruneAudit(core::Timestamp olderThan, size_t maxEntries, size_t maxWork);
 
  private:
   struct Impl;

@@ -4,6 +4,8 @@
 #include "common/names.h"
 #include "common/varlink_idl.h"
 #include "common/version.h"
+#include "daemon/api/caller.h"
+#include "daemon/core/token_bucket.h"
 #include "daemon/log/log.h"
 
 #include <sys/epoll.h>
@@ -13,18 +15,82 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <optional>
 
 namespace zerobyte::varlink {
 
 using nlohmann::json;
+
+namespace {
+
+// SO_PEERPIDFD (Linux 6.5): a pidfd of the process that connected. glibc 2.36 lacks the name.
+constexpr int kSoPeerPidfd = 77;
+
+// The key of the global connection limit in the refusal log (no real uid is -1).
+constexpr uid_t kAnyUid = static_cast<uid_t>(-1);
+
+constexpr uint64_t kRefusalLogIntervalUsec = 60ULL * 1000 * 1000;
+
+// Who is at the other end of a just-accepted socket, tied to that very process: its start time
+// for polkit's unix-process subject, and a pidfd that outlives any reuse of its pid. nullopt when
+// the process cannot be identified (it has already exited, or its pid is not visible here); the
+// reason is in *why.
+std::optional<api::Caller> identifyPeer(int fd, std::string* why) {
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+    *why = std::string("SO_PEERCRED failed: ") + std::strerror(errno);
+    return std::nullopt;
+  }
+  api::Caller caller;
+  caller.pid = cred.pid;
+  caller.uid = cred.uid;
+  caller.gid = cred.gid;
+  caller.transport = "varlink";
+  if (cred.pid <= 0) {
+    *why = "the client's pid is not visible in the daemon's pid namespace";
+    return std::nullopt;
+  }
+  int raw = -1;
+  len = sizeof(raw);
+  FileDescriptor pidfd;
+  if (getsockopt(fd, SOL_SOCKET, kSoPeerPidfd, &raw, &len) == 0 && raw >= 0) pidfd.reset(raw);
+  std::optional<uint64_t> startTime;
+  if (pidfd.valid()) {
+    // The pidfd names the process that connected; while it lives the pid is still its own, so
+    // the start time read before the check is that process's.
+    startTime = api::processStartTime(cred.pid);
+    if (startTime && !api::pidfdAlive(pidfd.get())) startTime.reset();
+  } else {
+    // Older kernels: a pidfd taken now, and the start time on both sides of taking it, so that
+    // a process that took over the pid in between is not mistaken for the client.
+    auto before = api::processStartTime(cred.pid);
+    pidfd = api::openPidfd(cred.pid);
+    auto after = api::processStartTime(cred.pid);
+    if (before && after && *before == *after && (!pidfd.valid() || api::pidfdAlive(pidfd.get()))) startTime = after;
+  }
+  if (!startTime) {
+    *why = "the client process " + std::to_string(cred.pid) + " exited before it could be identified";
+    return std::nullopt;
+  }
+  caller.startTime = *startTime;
+  if (pidfd.valid()) caller.pidfd = std::make_shared<FileDescriptor>(std::move(pidfd));
+  return caller;
+}
+
+}  // namespace
 
 class Call;
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(Server& server, int fd, api::Caller caller)
-      : m_server(server), m_fd(fd), m_caller(std::move(caller)), m_framer(server.m_limits.maxMessageSize) {}
+      : m_server(server), m_fd(fd), m_caller(std::move(caller)), m_framer(server.m_limits.maxMessageSize) {
+    if (m_caller.uid != 0 && server.m_limits.messagesPerSecond > 0)
+      m_bucket.emplace(std::max(1.0, server.m_limits.messageBurst), server.m_limits.messagesPerSecond, loop::EventLoop::nowUsec());
+  }
   ~Connection() {
     if (m_fd >= 0) ::close(m_fd);
   }
@@ -74,7 +140,32 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Reading pauses while enough calls wait (backpressure): a client that pipelines many calls
   // is slowed down, never answered out of order.
   bool readingPaused() const {
-    return m_pending.size() >= m_server.m_limits.maxPendingCalls || m_framer.buffered() >= m_server.m_limits.maxMessageSize;
+    return m_throttled || m_pending.size() >= m_server.m_limits.maxPendingCalls ||
+           m_framer.buffered() >= m_server.m_limits.maxMessageSize;
+  }
+
+  // One token per message. Without one the connection is neither read nor served until the
+  // bucket refills: the sender is slowed down, nothing is dropped, and other connections are
+  // served as before.
+  bool takeToken() {
+    if (!m_bucket) return true;
+    uint64_t now = loop::EventLoop::nowUsec();
+    if (m_bucket->take(now)) return true;
+    if (!m_throttled) {
+      m_throttled = true;
+      auto wait = std::chrono::microseconds(m_bucket->waitUsec(now));
+      m_refillTimer = std::make_unique<loop::TimerSource>(m_server.m_loop, wait, [weak = weak_from_this()] {
+        if (auto self = weak.lock()) self->onRefilled();
+      });
+    }
+    return false;
+  }
+
+  void onRefilled() {
+    m_throttled = false;
+    m_refillTimer.reset();
+    if (m_closed) return;
+    readAll();
   }
 
   void updateEvents() {
@@ -169,6 +260,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool m_closeAfterFlush = false;
   bool m_overflowed = false;
   std::vector<std::function<void()>> m_goneCallbacks;
+  std::optional<core::TokenBucket> m_bucket;  // none for root
+  bool m_throttled = false;                    // out of tokens: not read, not served
+  std::unique_ptr<loop::TimerSource> m_refillTimer;
 };
 
 class Call : public api::Request, public std::enable_shared_from_this<Call> {
@@ -272,9 +366,10 @@ void handleService(const std::string& member, const json& parameters, Call& call
 }  // namespace
 
 void Connection::dispatchNext() {
-  while (!m_closed && !m_active) {
+  while (!m_closed && !m_active && !m_throttled) {
     if (m_pending.empty() && !m_overflowed) pullMessages();
     if (m_pending.empty()) break;
+    if (!takeToken()) break;
     std::string text = std::move(m_pending.front());
     m_pending.pop_front();
     CallMessage message;
@@ -307,7 +402,7 @@ void Connection::dispatchNext() {
       call->fail(Error(ErrorCode::Internal, std::string("internal error: ") + e.what()));
     }
   }
-  if (m_closed || m_active || !m_pending.empty()) return updateEvents();
+  if (m_closed || m_active || m_throttled || !m_pending.empty()) return updateEvents();
   if (m_overflowed) {
     if (!m_closeAfterFlush) sendOverflowError();
     return;
@@ -327,6 +422,7 @@ void Connection::close(const char* why) {
   for (auto& cb : callbacks) cb();
   m_pending.clear();
   m_active.reset();
+  m_refillTimer.reset();
   // Removing from the server may destroy us: post it.
   Server* server = &m_server;
   m_server.m_loop.post([server, raw = this] { server->remove(raw); });
@@ -345,7 +441,33 @@ Server::~Server() {
 
 void Server::stopListening() { m_listenSource.reset(); }
 
-void Server::remove(Connection* connection) { m_connections.erase(connection); }
+void Server::remove(Connection* connection) {
+  auto it = m_connections.find(connection);
+  if (it == m_connections.end()) return;
+  uid_t uid = it->second->caller().uid;
+  if (auto count = m_connectionsPerUid.find(uid); count != m_connectionsPerUid.end() && --count->second == 0)
+    m_connectionsPerUid.erase(count);
+  m_connections.erase(it);
+}
+
+void Server::logRefusal(uid_t key, const std::string& message) {
+  uint64_t now = loop::EventLoop::nowUsec();
+  // Entries of uids that have been quiet for a minute carry nothing worth keeping.
+  if (m_refusalLog.size() > 1024) {
+    for (auto it = m_refusalLog.begin(); it != m_refusalLog.end();)
+      it = now - it->second.lastUsec >= kRefusalLogIntervalUsec ? m_refusalLog.erase(it) : std::next(it);
+  }
+  RefusalLog& entry = m_refusalLog[key];
+  if (entry.lastUsec != 0 && now - entry.lastUsec < kRefusalLogIntervalUsec) {
+    ++entry.suppressed;
+    return;
+  }
+  std::string more = entry.suppressed == 0 ? ""
+                                           : " (" + std::to_string(entry.suppressed) + " more refused since the last message)";
+  entry.lastUsec = now;
+  entry.suppressed = 0;
+  log::warning(message + more);
+}
 
 void Server::onAccept() {
   for (int i = 0; i < 32; ++i) {
@@ -355,20 +477,26 @@ void Server::onAccept() {
       if (errno != EAGAIN && errno != EWOULDBLOCK) log::warning(std::string("varlink: accept failed: ") + std::strerror(errno));
       return;
     }
+    FileDescriptor socket(fd);
+    // Varlink has no greeting to carry an error: a refused client sees its connection closed.
     if (m_connections.size() >= m_limits.maxConnections) {
-      log::warning("varlink: too many connections; refusing a client");
-      ::close(fd);
+      logRefusal(kAnyUid, "varlink: " + std::to_string(m_connections.size()) + " connections, the limit; refusing new clients");
       continue;
     }
-    ucred cred{};
-    socklen_t len = sizeof(cred);
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-      log::warning(std::string("varlink: SO_PEERCRED failed: ") + std::strerror(errno));
-      ::close(fd);
+    std::string why;
+    std::optional<api::Caller> caller = identifyPeer(socket.get(), &why);
+    if (!caller) {
+      log::debug("varlink: refusing a client: " + why);
       continue;
     }
-    api::Caller caller{cred.pid, cred.uid, cred.gid, "varlink"};
-    auto connection = std::make_shared<Connection>(*this, fd, caller);
+    size_t& ofUid = m_connectionsPerUid[caller->uid];
+    if (caller->uid != 0 && m_limits.maxConnectionsPerUid > 0 && ofUid >= m_limits.maxConnectionsPerUid) {
+      logRefusal(caller->uid, "varlink: uid " + std::to_string(caller->uid) + " has " + std::to_string(ofUid) +
+                                  " connections, the limit per user; refusing more (pid " + std::to_string(caller->pid) + ")");
+      continue;
+    }
+    ++ofUid;
+    auto connection = std::make_shared<Connection>(*this, socket.release(), std::move(*caller));
     m_connections.emplace(connection.get(), connection);
     connection->start();
   }

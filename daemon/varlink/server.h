@@ -5,6 +5,8 @@
 #include "daemon/api/request.h"
 #include "daemon/loop/event_loop.h"
 
+#include <sys/types.h>
+
 #include <deque>
 #include <functional>
 #include <map>
@@ -20,11 +22,16 @@ class Connection;
 
 class Server {
  public:
+  // What one client may cost the daemon. Root (uid 0) counts towards maxConnections only: it can
+  // stop the daemon anyway, and its tools (benchmarks, scripts) must not be slowed down.
   struct Limits {
     size_t maxMessageSize;
     size_t maxPendingCalls = 64;                   // pipelined calls parsed ahead; beyond, reading pauses
     size_t maxOutputBuffer = 64 * 1024 * 1024;     // a reader slower than this is dropped
-    size_t maxConnections = 512;
+    size_t maxConnections = 512;                   // all clients together; beyond, a new connection is closed at once
+    size_t maxConnectionsPerUid = 32;              // one non-root uid; beyond, closed at once (0: no limit)
+    double messagesPerSecond = 100;                // per connection of a non-root uid: the token bucket's refill (0: no limit)
+    double messageBurst = 200;                     // calls taken at once before the rate applies
   };
 
   // Takes ownership of a listening socket (bound and listening, from systemd or createSocket()).
@@ -45,12 +52,22 @@ class Server {
   void onAccept();
   void remove(Connection* connection);
 
+  // Logs a refused connection at most once a minute per key (a uid, or kAnyUid for the global
+  // limit): a client looping on connect must not flood the journal.
+  void logRefusal(uid_t key, const std::string& message);
+
   loop::EventLoop& m_loop;
   int m_listenFd;
   Dispatcher m_dispatcher;
   Limits m_limits;
   std::unique_ptr<loop::IoSource> m_listenSource;
   std::map<Connection*, std::shared_ptr<Connection>> m_connections;
+  std::map<uid_t, size_t> m_connectionsPerUid;
+  struct RefusalLog {
+    uint64_t lastUsec = 0;
+    size_t suppressed = 0;  // refusals since the last line
+  };
+  std::map<uid_t, RefusalLog> m_refusalLog;
 };
 
 }  // namespace zerobyte::varlink

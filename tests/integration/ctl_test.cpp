@@ -1,20 +1,40 @@
 // Integration tests of zerobytectl against a real zerobyted: help, error reporting and exit statuses, validation messages,
-// config check, JSON output and what repository deletion leaves behind.
+// config check, JSON output and what repository deletion leaves behind; and the polkit agent zerobytectl starts on a
+// terminal (real pkttyagent, real polkitd on a private system bus from tests/support, a stand-in socket that shows
+// what was sent).
 #include "tests/integration/harness.h"
+#include "tests/support/polkit_env.h"
 
+#include "common/file_descriptor.h"
 #include "common/varlink_client.h"
+#include "common/varlink_wire.h"
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <regex>
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -400,6 +420,373 @@ TEST(Zerobytectl, ConfigCheckOfAFileWithErrorsExitsTwoWithFileLineColumnLines) {
   EXPECT_TRUE(contains(missing.err, "does-not-exist.yaml")) << describe(missing);
   unlink(file.c_str());
   rmdir(dir.c_str());
+}
+
+// ---- the polkit agent ----
+
+using namespace std::chrono_literals;
+using zerobyte::FileDescriptor;
+using Clock = std::chrono::steady_clock;
+
+std::string readWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// The live children of `parent` (from /proc/*/stat), each with its argv.
+std::map<pid_t, std::vector<std::string>> childrenOf(pid_t parent) {
+  std::map<pid_t, std::vector<std::string>> children;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string stat = readWholeFile("/proc/" + name + "/stat");
+    size_t close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream fields(stat.substr(close + 1));
+    std::string state;
+    pid_t ppid = 0;
+    if (!(fields >> state >> ppid) || ppid != parent || state == "Z") continue;
+    std::vector<std::string> argv;
+    std::string cmdline = readWholeFile("/proc/" + name + "/cmdline");
+    for (size_t start = 0; start < cmdline.size();) {
+      size_t end = cmdline.find('\0', start);
+      if (end == std::string::npos) end = cmdline.size();
+      argv.push_back(cmdline.substr(start, end - start));
+      start = end + 1;
+    }
+    children.emplace(std::stoi(name), argv);
+  }
+  return children;
+}
+
+bool isAgent(const std::vector<std::string>& argv) {
+  return !argv.empty() && std::filesystem::path(argv[0]).filename() == "pkttyagent";
+}
+
+// /tmp/<prefix>-XXXXXX, removed with its contents at the end of the scope (also when a constructor using it throws).
+class TemporaryDirectory {
+ public:
+  explicit TemporaryDirectory(const char* prefix) : m_path(std::string("/tmp/") + prefix + "-XXXXXX") {
+    if (!mkdtemp(m_path.data())) throw std::runtime_error("mkdtemp failed");
+  }
+  ~TemporaryDirectory() {
+    std::error_code ignored;
+    std::filesystem::remove_all(m_path, ignored);
+  }
+  TemporaryDirectory(const TemporaryDirectory&) = delete;
+  TemporaryDirectory& operator=(const TemporaryDirectory&) = delete;
+  const std::string& path() const { return m_path; }
+
+ private:
+  std::string m_path;
+};
+
+// A Varlink socket of the test's own in place of zerobyted: it shows the call zerobytectl sends, then answers it.
+class StandInDaemon {
+ public:
+  StandInDaemon() : m_dir("zbtest-agent") {
+    m_listen.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::string path = socketPath();
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    if (::bind(m_listen.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || ::listen(m_listen.get(), 4) != 0)
+      throw std::runtime_error("cannot listen on " + path + ": " + std::strerror(errno));
+  }
+  std::string socketPath() const { return m_dir.path() + "/zerobyted.sock"; }
+
+  // Accepts the client and reads its first call; nullopt when none came within `limit`.
+  std::optional<zerobyte::varlink::CallMessage> takeCall(std::chrono::milliseconds limit) {
+    const auto deadline = Clock::now() + limit;
+    if (!waitReadable(m_listen.get(), deadline)) return std::nullopt;
+    m_client.reset(::accept4(m_listen.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!m_client.valid()) return std::nullopt;
+    std::string received;
+    while (received.find('\0') == std::string::npos) {
+      if (!waitReadable(m_client.get(), deadline)) return std::nullopt;
+      char buf[4096];
+      ssize_t n = ::recv(m_client.get(), buf, sizeof(buf), 0);
+      if (n <= 0) return std::nullopt;
+      received.append(buf, static_cast<size_t>(n));
+    }
+    return zerobyte::varlink::parseCall(received.substr(0, received.find('\0')));
+  }
+
+  void reply(const json& parameters) {
+    zerobyte::varlink::ReplyMessage reply;
+    reply.parameters = parameters;
+    std::string bytes = zerobyte::varlink::encode(reply);
+    ASSERT_EQ(::send(m_client.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL), static_cast<ssize_t>(bytes.size()));
+  }
+
+ private:
+  static bool waitReadable(int fd, Clock::time_point deadline) {
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      if (left <= 0) return false;
+      pollfd p{fd, POLLIN, 0};
+      int r = ::poll(&p, 1, static_cast<int>(left));
+      if (r > 0) return true;
+      if (r < 0 && errno != EINTR) return false;
+    }
+  }
+
+  TemporaryDirectory m_dir;
+  FileDescriptor m_listen;
+  FileDescriptor m_client;
+};
+
+// A child process: argv run with `environment` (NAME=value entries replacing the test's own), stdout and stderr into
+// one pipe, stdin on /dev/null or on a new pseudo-terminal that is its controlling terminal (as in a login shell).
+// Killed if still running at the end of the scope. Used for zerobytectl, dbus-daemon and polkitd.
+class Process {
+ public:
+  Process(const std::vector<std::string>& args, const std::vector<std::string>& environment, bool onTerminal,
+          const std::string& logFile = "") {
+    std::map<std::string, std::string> env;
+    for (char** e = environ; *e; ++e) {
+      std::string entry = *e;
+      env[entry.substr(0, entry.find('='))] = entry;
+    }
+    for (const auto& entry : environment) env[entry.substr(0, entry.find('='))] = entry;
+    std::vector<std::string> envStrings;
+    for (const auto& [name, entry] : env) envStrings.push_back(entry);
+    std::vector<char*> envp, argv;
+    for (auto& e : envStrings) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    std::vector<std::string> argsCopy = args;
+    for (auto& a : argsCopy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+
+    int master = -1, slave = -1;
+    if (onTerminal && ::openpty(&master, &slave, nullptr, nullptr, nullptr) != 0) throw std::runtime_error("openpty failed");
+    m_master.reset(master);
+    FileDescriptor slaveFd(slave);
+    if (master >= 0) ::fcntl(master, F_SETFD, FD_CLOEXEC);
+    if (slave >= 0) ::fcntl(slave, F_SETFD, FD_CLOEXEC);
+    int out[2];
+    if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+    m_output.reset(out[0]);
+    FileDescriptor outWrite(out[1]);
+    FileDescriptor log(logFile.empty() ? -1 : ::open(logFile.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    FileDescriptor devNull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+
+    m_pid = ::fork();
+    if (m_pid < 0) throw std::runtime_error("fork failed");
+    if (m_pid == 0) {
+      ::setsid();  // its own session: signals to it and its children stay away from the test
+      if (slaveFd.valid()) {
+        ::ioctl(slaveFd.get(), TIOCSCTTY, 0);
+        ::dup2(slaveFd.get(), STDIN_FILENO);
+      } else {
+        ::dup2(devNull.get(), STDIN_FILENO);
+      }
+      int target = log.valid() ? log.get() : outWrite.get();
+      ::dup2(target, STDOUT_FILENO);
+      ::dup2(target, STDERR_FILENO);
+      ::execve(argv[0], argv.data(), envp.data());
+      ::_exit(127);
+    }
+    zbtest::ownProcess(m_pid);  // the harness must not take it for an orphan of a daemon
+  }
+  ~Process() {
+    if (m_pid > 0) {
+      ::kill(m_pid, SIGTERM);
+      if (!waitExit(10s)) {
+        ::kill(m_pid, SIGKILL);
+        waitExit(10s);
+      }
+    }
+  }
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return m_pid; }
+
+  // Waits for the exit; returns the exit status (128+signal when killed), or -1 after `limit` (then it is killed).
+  int wait(std::chrono::milliseconds limit = 30s) {
+    if (m_pid > 0 && !waitExit(limit)) {
+      ::kill(m_pid, SIGKILL);
+      waitExit(10s);
+      return -1;
+    }
+    return m_status;
+  }
+
+  // Everything written to stdout and stderr (once it has exited).
+  std::string output() {
+    std::string text;
+    char buf[4096];
+    ssize_t n;
+    ::fcntl(m_output.get(), F_SETFL, O_NONBLOCK);
+    while ((n = ::read(m_output.get(), buf, sizeof(buf))) > 0) text.append(buf, static_cast<size_t>(n));
+    return text;
+  }
+
+ private:
+  bool waitExit(std::chrono::milliseconds limit) {
+    const auto deadline = Clock::now() + limit;
+    for (;;) {
+      int status = 0;
+      pid_t r = ::waitpid(m_pid, &status, WNOHANG);
+      if (r == m_pid || r < 0) {
+        if (r == m_pid) m_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        zbtest::disownProcess(m_pid);
+        m_pid = -1;
+        return true;
+      }
+      if (Clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(5ms);
+    }
+  }
+
+  pid_t m_pid = -1;
+  int m_status = -1;
+  FileDescriptor m_master;
+  FileDescriptor m_output;
+};
+
+// Waits until polkitd (or the bus) has logged `needle`.
+bool waitForPolkitLog(const zbtest::PolkitEnvironment& polkit, const std::string& needle, std::chrono::milliseconds limit) {
+  const auto deadline = Clock::now() + limit;
+  while (!contains(polkit.log(), needle)) {
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+constexpr const char* kInteractive = "allow_interactive_authentication";
+
+const json kStatusReply = {{"version", "stand-in"}, {"restic_version", "0"}, {"uptime_seconds", 1}, {"running_jobs", 0},
+                           {"queued_jobs", 0},     {"volumes", 0},          {"repositories", 0},  {"authorization", "groups"}};
+
+// What zerobytectl did for one command against the stand-in: the call it sent and the pkttyagent children it had
+// while the call was waiting for its reply.
+struct Observed {
+  std::optional<zerobyte::varlink::CallMessage> call;
+  std::map<pid_t, std::vector<std::string>> agents;
+  pid_t ctlPid = -1;
+  int exitCode = -1;
+  std::string output;
+};
+
+Observed runAgainstStandIn(const std::vector<std::string>& args, bool onTerminal, const std::vector<std::string>& environment) {
+  StandInDaemon standIn;
+  std::vector<std::string> argv = {ZB_ZEROBYTECTL, "--socket", standIn.socketPath()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  Process ctlProcess(argv, environment, onTerminal);
+  Observed seen;
+  seen.ctlPid = ctlProcess.pid();
+  seen.call = standIn.takeCall(20s);
+  for (const auto& [pid, childArgv] : childrenOf(seen.ctlPid))
+    if (isAgent(childArgv)) seen.agents.emplace(pid, childArgv);
+  if (seen.call) standIn.reply(kStatusReply);
+  seen.exitCode = ctlProcess.wait();
+  seen.output = ctlProcess.output();
+  return seen;
+}
+
+std::string describe(const Observed& seen) {
+  std::string text = "exit " + std::to_string(seen.exitCode) + ", output: " + seen.output + "\ncall: ";
+  text += seen.call ? seen.call->method + " " + seen.call->parameters.dump() : std::string("none");
+  for (const auto& [pid, argv] : seen.agents) {
+    text += "\nagent " + std::to_string(pid) + ":";
+    for (const auto& a : argv) text += " " + a;
+  }
+  return text;
+}
+
+TEST(ZerobytectlPolkitAgent, WithStdinNotATerminalNoAgentIsStartedAndNoInteractiveAuthenticationIsAsked) {
+  // polkit is there: only the missing terminal keeps zerobytectl from starting an agent.
+  zbtest::PolkitEnvironment polkit;
+  Observed seen = runAgainstStandIn({"status"}, /*onTerminal=*/false, {polkit.environmentEntry()});
+  ASSERT_TRUE(seen.call) << describe(seen);
+  EXPECT_EQ(seen.call->method, "org.zerobyte.Daemon.GetStatus");
+  EXPECT_FALSE(seen.call->parameters.contains(kInteractive)) << describe(seen);
+  EXPECT_TRUE(seen.agents.empty()) << describe(seen);
+  EXPECT_EQ(seen.exitCode, 0) << describe(seen);
+  EXPECT_FALSE(contains(polkit.log(), "unix-process:" + std::to_string(seen.ctlPid) + ":")) << polkit.log();
+}
+
+TEST(ZerobytectlPolkitAgent, OnATerminalPkttyagentRegistersForZerobytectlAndEveryCallAllowsInteractiveAuthentication) {
+  zbtest::PolkitEnvironment polkit;
+  Observed seen = runAgainstStandIn({"status"}, /*onTerminal=*/true, {polkit.environmentEntry()});
+  ASSERT_TRUE(seen.call) << describe(seen);
+  EXPECT_EQ(seen.call->method, "org.zerobyte.Daemon.GetStatus");
+  EXPECT_EQ(seen.call->parameters.value(kInteractive, false), true) << describe(seen);
+  ASSERT_EQ(seen.agents.size(), 1U) << "pkttyagent runs as zerobytectl's child while the call waits: " << describe(seen);
+  const auto& [agentPid, argv] = *seen.agents.begin();
+  const std::vector<std::string> expected = {"--process", std::to_string(seen.ctlPid)};
+  EXPECT_NE(std::search(argv.begin(), argv.end(), expected.begin(), expected.end()), argv.end()) << describe(seen);
+  EXPECT_NE(std::find(argv.begin(), argv.end(), "--notify-fd"), argv.end()) << describe(seen);
+  EXPECT_NE(std::find(argv.begin(), argv.end(), "--fallback"), argv.end()) << describe(seen);
+  // polkitd itself knows the agent, for zerobytectl's process.
+  const std::string subject = "Authentication Agent for unix-process:" + std::to_string(seen.ctlPid) + ":";
+  EXPECT_TRUE(waitForPolkitLog(polkit, "Registered " + subject, 5s)) << polkit.log();
+  EXPECT_EQ(seen.exitCode, 0) << describe(seen);
+  // Gone with zerobytectl, and unregistered.
+  EXPECT_TRUE(::kill(agentPid, 0) != 0 && errno == ESRCH) << "the agent outlived zerobytectl";
+  EXPECT_TRUE(waitForPolkitLog(polkit, "Unregistered " + subject, 10s)) << polkit.log();
+}
+
+TEST(ZerobytectlPolkitAgent, NoAskPasswordOnATerminalStartsNoAgentAndAsksNothing) {
+  zbtest::PolkitEnvironment polkit;
+  // As a global option before the command, and among the command's options.
+  for (const auto& args : std::vector<std::vector<std::string>>{{"--no-ask-password", "status"}, {"status", "--no-ask-password"}}) {
+    SCOPED_TRACE(args[0]);
+    Observed seen = runAgainstStandIn(args, /*onTerminal=*/true, {polkit.environmentEntry()});
+    ASSERT_TRUE(seen.call) << describe(seen);
+    EXPECT_FALSE(seen.call->parameters.contains(kInteractive)) << describe(seen);
+    EXPECT_TRUE(seen.agents.empty()) << describe(seen);
+    EXPECT_EQ(seen.exitCode, 0) << describe(seen);
+    EXPECT_FALSE(contains(polkit.log(), "unix-process:" + std::to_string(seen.ctlPid) + ":")) << polkit.log();
+  }
+}
+
+TEST(ZerobytectlPolkitAgent, OnATerminalWithoutPolkitOrWithoutPkttyagentTheCommandGoesOnQuietly) {
+  const std::vector<std::vector<std::string>> environments = {
+      {"DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent-zbtest/system_bus_socket"},  // pkttyagent starts and fails
+      {"PATH=/nonexistent-zbtest"},                                                // no pkttyagent at all
+  };
+  for (const auto& environment : environments) {
+    SCOPED_TRACE(environment[0]);
+    Observed seen = runAgainstStandIn({"status"}, /*onTerminal=*/true, environment);
+    ASSERT_TRUE(seen.call) << describe(seen);
+    EXPECT_FALSE(seen.call->parameters.contains(kInteractive)) << "no agent runs: " << describe(seen);
+    EXPECT_TRUE(seen.agents.empty()) << describe(seen);
+    EXPECT_EQ(seen.exitCode, 0) << describe(seen);
+    EXPECT_TRUE(contains(seen.output, "stand-in")) << describe(seen);
+    EXPECT_FALSE(contains(seen.output, "uthoriz") && contains(seen.output, "polkit")) << "pkttyagent's complaint leaked: " << describe(seen);
+  }
+}
+
+TEST(ZerobytectlPolkitAgent, OnATerminalTheRealDaemonInPolkitModeAcceptsTheInteractiveCalls) {
+  zbtest::PolkitEnvironment polkit;
+  zbtest::ownProcess(polkit.busPid());
+  zbtest::ownProcess(polkit.polkitdPid());
+  Daemon::Options options;
+  options.extraDaemonSettings = "  authorization: polkit\n";
+  options.extraEnvironment = {polkit.environmentEntry()};
+  Daemon daemon(options);
+  daemon.start();
+  Process status({ZB_ZEROBYTECTL, "--socket", daemon.socketPath(), "status", "--json"}, {polkit.environmentEntry()}, /*onTerminal=*/true);
+  const pid_t ctlPid = status.pid();
+  EXPECT_EQ(status.wait(), 0);
+  const std::string out = status.output();
+  EXPECT_TRUE(contains(out, "\"authorization\"")) << out;
+  EXPECT_TRUE(contains(out, "polkit")) << out;
+  EXPECT_TRUE(contains(polkit.log(), "Registered Authentication Agent for unix-process:" + std::to_string(ctlPid) + ":"))
+      << "the call went out with an agent running: " << polkit.log();
+  EXPECT_EQ(daemon.log().find("internal error"), std::string::npos) << daemon.log();
+}
+
+TEST(ZerobytectlPolkitAgent, HelpDocumentsNoAskPassword) {
+  CommandResult top = ctl({"--help"});
+  EXPECT_EQ(top.exitCode, 0);
+  EXPECT_TRUE(contains(top.out, "--no-ask-password")) << top.out;
+  EXPECT_TRUE(contains(top.out, "pkttyagent")) << top.out;
 }
 
 }  // namespace

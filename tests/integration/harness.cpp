@@ -10,6 +10,7 @@
 #include <linux/capability.h>
 #include <poll.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -482,6 +483,9 @@ void Daemon::writeConfig(const Options& options) {
                      "  runtime_directory: " + m_dir + "/run\n"
                      "  cache_directory: " + m_dir + "/cache\n"
                      "  log_level: debug\n" +
+                     // Decided by the role groups unless a test says otherwise: a developer's machine may have
+                     // a system bus with polkit, which knows nothing of the test's users.
+                     (options.extraDaemonSettings.find("authorization:") == std::string::npos ? "  authorization: groups\n" : "") +
                      options.extraDaemonSettings + options.extraConfig;
   if (!yaml.empty() && yaml.back() != '\n') yaml += "\n";
   writeFile(configPath(), yaml, 0644);
@@ -520,11 +524,17 @@ void Daemon::start() {
   auto argvp = pointers(argv);
   auto envp = pointers(env);
   bool dropDac = m_options.dropDacCapabilities;
+  int namespaceFd = -1;
+  if (!m_options.mountNamespace.empty()) {
+    namespaceFd = ::open(m_options.mountNamespace.c_str(), O_RDONLY | O_CLOEXEC);
+    if (namespaceFd < 0) throw std::runtime_error(errnoText("open " + m_options.mountNamespace));
+  }
   pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error(errnoText("fork"));
   if (pid == 0) {
     resetSignals();
     if (::dup2(nullFd, STDIN_FILENO) < 0 || ::dup2(logFd, STDOUT_FILENO) < 0 || ::dup2(logFd, STDERR_FILENO) < 0) childFail("dup2");
+    if (namespaceFd >= 0 && ::setns(namespaceFd, CLONE_NEWNS) < 0) childFail("setns (mount namespace)");
     closeInheritedDescriptors();
     if (dropDac) dropDacCapabilitiesInChild();
     ::execve(argvp[0], argvp.data(), envp.data());
@@ -532,6 +542,7 @@ void Daemon::start() {
   }
   ::close(logFd);
   ::close(nullFd);
+  if (namespaceFd >= 0) ::close(namespaceFd);
   ownChildren().insert(pid);
   m_pid = pid;
 
@@ -731,6 +742,10 @@ std::vector<pid_t> adoptedProcesses() {
     if (!ownChildren().count(pid)) out.push_back(pid);
   return out;
 }
+
+void ownProcess(pid_t pid) { ownChildren().insert(pid); }
+
+void disownProcess(pid_t pid) { ownChildren().erase(pid); }
 
 CommandResult run(const std::vector<std::string>& argv, const std::string& input) { return execute(argv, {}, input, kRunTimeoutMs); }
 

@@ -26,10 +26,11 @@ struct CommandResult {
 // default member initializers of a nested class in a default argument of its enclosing class).
 struct DaemonOptions {
   std::string extraConfig;           // YAML appended after the generated "daemon:" section (volumes:, repositories:, more daemon keys NOT allowed here)
-  std::string extraDaemonSettings;   // extra lines inside "daemon:" (already indented by 2), e.g. "  admin_group: zbtest-admins\n"
+  std::string extraDaemonSettings;   // extra lines inside "daemon:" (already indented by 2), e.g. "  admin_group: zbtest-admins\n"; without an "authorization:" line, "authorization: groups" is added
   bool dropDacCapabilities = false;  // start zerobyted without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH (root then cannot read mode-000 files)
   std::string credentialsDirectory;   // when set: CREDENTIALS_DIRECTORY in zerobyted's environment, as systemd sets it for LoadCredential=
   std::vector<std::string> extraEnvironment;  // more "NAME=value" entries for zerobyted's environment
+  std::string mountNamespace;  // when set: a mount namespace (e.g. "/proc/PID/ns/mnt") zerobyted enters (setns) before exec
 };
 
 class Daemon {
@@ -107,6 +108,10 @@ std::string compareTrees(const std::string& expected, const std::string& actual)
 // Processes (alive or zombie) whose parent is the test process but which the harness did not start itself:
 // children of a daemon that died, adopted because the test process is a child subreaper.
 std::vector<pid_t> adoptedProcesses();
+// A process the test forked itself: the harness must not take it for an adopted orphan (and reap or kill it).
+void ownProcess(pid_t pid);
+// After the test reaped it.
+void disownProcess(pid_t pid);
 // Runs a program (absolute path) with args, returns exit code and output. Bounded (killed after 300 s).
 CommandResult run(const std::vector<std::string>& argv, const std::string& input = "");
 

@@ -1,5 +1,6 @@
 // Integration tests of the Varlink socket protocol: hostile input, errors of org.varlink.service, streams, pipelining,
-// introspection and concurrency, against a real zerobyted while another client keeps being served.
+// introspection, concurrency and the limits per user and per connection (as real test users), against a real zerobyted
+// while another client keeps being served.
 #include "tests/integration/harness.h"
 
 #include "common/errors.h"
@@ -8,12 +9,22 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <future>
 #include <set>
@@ -636,6 +647,233 @@ TEST_F(VarlinkProtocol, ManyIdleConnectionsDoNotStopOthersFromBeingServed) {
   // Completing the message later still works.
   idle[0]->sendRaw(std::string("on.GetStatus\"}") + '\0');
   EXPECT_TRUE(idle[0]->readReply().parameters.contains("version"));
+}
+
+// ---- limits per user and per connection ----
+
+struct TestUser {
+  std::string name;
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+// A user without home or login shell, created when missing (useradd waits for nobody: others may hold the lock a moment).
+TestUser ensureUser(const std::string& name) {
+  for (int attempt = 0; attempt < 20 && !getpwnam(name.c_str()); ++attempt) {
+    zbtest::CommandResult r = zbtest::run({"/usr/sbin/useradd", "-M", "-s", "/usr/sbin/nologin", name});
+    if (r.exitCode != 0 && r.exitCode != 9) std::this_thread::sleep_for(250ms);
+  }
+  passwd* pw = getpwnam(name.c_str());
+  if (!pw) throw std::runtime_error("cannot create the test user " + name);
+  return TestUser{name, pw->pw_uid, pw->pw_gid};
+}
+
+// Connections made by a process running as `user`: SO_PEERCRED is taken at connect time, so the daemon sees that
+// user. The process hands each socket to the test (SCM_RIGHTS) and stays alive until the end of the scope, because
+// the daemon only serves callers whose process still exists.
+class ConnectionsAs {
+ public:
+  ConnectionsAs(const std::string& socketPath, const TestUser& user, size_t count) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, socketPath.c_str(), socketPath.size() + 1);
+    int channel[2], hold[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, channel) != 0 || ::pipe2(hold, O_CLOEXEC) != 0)
+      throw std::runtime_error("socketpair/pipe2 failed");
+    m_pid = ::fork();
+    if (m_pid < 0) throw std::runtime_error("fork failed");
+    if (m_pid == 0) {
+      // Only system calls from here on.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      ::alarm(300);
+      ::close(channel[0]);
+      ::close(hold[1]);
+      // No copy of the test's other sockets may stay open here: closing one in the test must end that connection.
+      const unsigned low = static_cast<unsigned>(std::min(channel[1], hold[0])), high = static_cast<unsigned>(std::max(channel[1], hold[0]));
+      ::close_range(3, low - 1, 0);
+      ::close_range(low + 1, high - 1, 0);
+      ::close_range(high + 1, ~0U, 0);
+      if (::setgroups(0, nullptr) != 0 || ::setresgid(user.gid, user.gid, user.gid) != 0 || ::setresuid(user.uid, user.uid, user.uid) != 0)
+        ::_exit(2);
+      for (size_t i = 0; i < count; ++i) {
+        int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        bool ok = s >= 0 && ::connect(s, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0;
+        char flag = ok ? 'y' : 'n';
+        iovec iov{&flag, 1};
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+        msghdr msg{};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        if (ok) {
+          msg.msg_control = control;
+          msg.msg_controllen = sizeof(control);
+          cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+          cm->cmsg_level = SOL_SOCKET;
+          cm->cmsg_type = SCM_RIGHTS;
+          cm->cmsg_len = CMSG_LEN(sizeof(int));
+          std::memcpy(CMSG_DATA(cm), &s, sizeof(int));
+        }
+        if (::sendmsg(channel[1], &msg, 0) != 1) ::_exit(3);
+        if (s >= 0) ::close(s);
+      }
+      ::close(channel[1]);
+      char c;
+      while (::read(hold[0], &c, 1) < 0 && errno == EINTR) {
+      }
+      ::_exit(0);
+    }
+    zbtest::ownProcess(m_pid);  // the harness must not take it for an orphan of a daemon
+    ::close(channel[1]);
+    ::close(hold[0]);
+    m_hold = hold[1];
+    zerobyte::FileDescriptor fromChild(channel[0]);
+    timeval tv{30, 0};
+    setsockopt(fromChild.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    for (size_t i = 0; i < count; ++i) {
+      char flag = 0;
+      iovec iov{&flag, 1};
+      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+      msghdr msg{};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof(control);
+      if (::recvmsg(fromChild.get(), &msg, MSG_CMSG_CLOEXEC) != 1) throw std::runtime_error("the process of " + user.name + " did not hand over its sockets");
+      if (flag != 'y') throw std::runtime_error(user.name + " could not connect to " + socketPath);
+      cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+      if (!cm || cm->cmsg_type != SCM_RIGHTS) throw std::runtime_error("no socket came with the message");
+      int fd = -1;
+      std::memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+      auto client = std::make_unique<Client>(zerobyte::FileDescriptor(fd));
+      boundIo(*client, 10);
+      m_clients.push_back(std::move(client));
+    }
+  }
+  ~ConnectionsAs() {
+    m_clients.clear();
+    if (m_hold >= 0) ::close(m_hold);
+    if (m_pid > 0) {
+      ::waitpid(m_pid, nullptr, 0);
+      zbtest::disownProcess(m_pid);
+    }
+  }
+  ConnectionsAs(const ConnectionsAs&) = delete;
+  ConnectionsAs& operator=(const ConnectionsAs&) = delete;
+
+  std::vector<std::unique_ptr<Client>>& clients() { return m_clients; }
+
+ private:
+  pid_t m_pid = -1;
+  int m_hold = -1;
+  std::vector<std::unique_ptr<Client>> m_clients;
+};
+
+size_t countOccurrences(const std::string& text, const std::string& needle) {
+  size_t count = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + needle.size())) ++count;
+  return count;
+}
+
+// True when GetStatus on `client` is answered; false when the daemon closed the connection. A wait that runs into
+// the client's timeout is neither: it fails the test (a refused client must not be left hanging).
+bool getStatusAnswered(Client& client) {
+  try {
+    client.sendRaw(encodeCall(std::string(kDaemon) + "GetStatus"));
+    ReplyMessage reply = client.readReply();
+    EXPECT_EQ(errorOf(reply), "") << reply.parameters.dump();
+    return reply.parameters.contains("version");
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).find("temporarily unavailable"), std::string::npos) << "a refused client waited: " << e.what();
+    return false;
+  }
+}
+
+TEST_F(VarlinkProtocol, UserBeyondThirtyTwoConnectionsGetsTheExtraOnesClosedWhileAnotherUserIsServed) {
+  const TestUser a = ensureUser("zbt-rate-a"), b = ensureUser("zbt-rate-b");
+  ConnectionsAs many(m_daemon.socketPath(), a, 40);
+  size_t served = 0, closed = 0;
+  for (auto& c : many.clients()) (getStatusAnswered(*c) ? served : closed)++;
+  EXPECT_EQ(served, 32U);
+  EXPECT_EQ(closed, 8U);
+
+  // The limit is per user: another user, and root, are served while the first holds all of its connections.
+  ConnectionsAs other(m_daemon.socketPath(), b, 1);
+  EXPECT_TRUE(getStatusAnswered(*other.clients().at(0)));
+  expectOtherServed();
+
+  // One line in the log for the eight refusals (at most one a minute per user).
+  const std::string refusal = "uid " + std::to_string(a.uid) + " has 32 connections";
+  EXPECT_EQ(countOccurrences(m_daemon.log(), refusal), 1U) << m_daemon.log();
+
+  // A connection that ends frees its place.
+  auto& clients = many.clients();
+  auto servedOne = std::find_if(clients.begin(), clients.end(), [](const auto& c) { return getStatusAnswered(*c); });
+  ASSERT_NE(servedOne, clients.end());
+  clients.erase(servedOne);
+  bool again = false;
+  for (int attempt = 0; attempt < 50 && !again; ++attempt) {
+    ConnectionsAs one(m_daemon.socketPath(), a, 1);
+    again = getStatusAnswered(*one.clients().at(0));
+    if (!again) std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(again) << "a closed connection still counted against the user";
+}
+
+TEST_F(VarlinkProtocol, FloodOfCallsFromOneUserIsSlowedToTheRateWhileAnotherClientIsAnsweredPromptly) {
+  // 100 calls a second per connection after a burst of 200: 500 calls take at least 3 s, all are answered.
+  constexpr size_t kCalls = 500;
+  const TestUser a = ensureUser("zbt-rate-a"), b = ensureUser("zbt-rate-b");
+  ConnectionsAs flooder(m_daemon.socketPath(), a, 1);
+  ConnectionsAs bystander(m_daemon.socketPath(), b, 1);
+  Client& flood = *flooder.clients().at(0);
+  Client& other = *bystander.clients().at(0);
+  boundIo(flood, 60);
+
+  std::atomic<bool> floodDone{false};
+  auto bystanderCalls = std::async(std::launch::async, [&]() -> std::vector<double> {
+    std::vector<double> latencies;
+    const auto limit = std::chrono::steady_clock::now() + 60s;
+    while (!floodDone && std::chrono::steady_clock::now() < limit) {
+      auto start = std::chrono::steady_clock::now();
+      try {
+        if (!other.call(std::string(kDaemon) + "GetStatus").contains("version")) return {};
+      } catch (const std::exception&) {
+        return {};
+      }
+      latencies.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      std::this_thread::sleep_for(50ms);
+    }
+    return latencies;
+  });
+
+  std::string burst;
+  for (size_t i = 0; i < kCalls; ++i) burst += encodeCall(std::string(kDaemon) + "GetStatus");
+  const auto start = std::chrono::steady_clock::now();
+  flood.sendRaw(burst);
+  size_t answered = 0;
+  try {
+    for (; answered < kCalls; ++answered) {
+      ReplyMessage reply = flood.readReply();
+      ASSERT_EQ(errorOf(reply), "") << "reply " << answered << ": " << reply.parameters.dump();
+      ASSERT_TRUE(reply.parameters.contains("version")) << "reply " << answered;
+    }
+  } catch (const Error& e) {
+    ADD_FAILURE() << "the flooding client lost its connection after " << answered << " replies: " << e.what();
+  }
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  floodDone = true;
+  std::vector<double> latencies = bystanderCalls.get();
+
+  EXPECT_EQ(answered, kCalls) << "nothing is dropped";
+  EXPECT_GE(took, 2.7) << "(500 - 200) calls at 100/s cannot take less than 3 s";
+  EXPECT_LT(took, 30.0);
+  ASSERT_GE(latencies.size(), 10U) << "the other client was not served during the flood";
+  const double slowest = *std::max_element(latencies.begin(), latencies.end());
+  EXPECT_LT(slowest, 1.0) << "the other client waited " << slowest << " s for one GetStatus";
+  // The slowed connection is still a normal one afterwards (its bucket refills).
+  std::this_thread::sleep_for(100ms);
+  EXPECT_TRUE(flood.call(std::string(kDaemon) + "GetStatus").contains("version"));
+  expectOtherServed();
 }
 
 }  // namespace

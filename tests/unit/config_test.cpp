@@ -47,6 +47,11 @@ TEST(ConfigShippedFile, LoadsWithoutErrorsAndGivesTheDefaults) {
   DaemonSettings defaults;
   EXPECT_EQ(config.daemon.stateDirectory, defaults.stateDirectory);
   EXPECT_EQ(config.daemon.adminGroup, "zerobyte-admins");
+  EXPECT_EQ(config.daemon.viewerGroup, "zerobyte-viewers");
+  EXPECT_EQ(config.daemon.operatorGroup, "zerobyte-operators");
+  EXPECT_EQ(config.daemon.authorization, AuthorizationMode::Auto);
+  EXPECT_EQ(config.daemon.auditMaxAgeDays, 180u);
+  EXPECT_EQ(config.daemon.auditMaxEntries, 100000u);
   EXPECT_EQ(config.daemon.jobHistory, 1000u);
   EXPECT_EQ(config.daemon.cancelGraceSeconds, 10u);
   EXPECT_EQ(config.daemon.logLevel, "info");
@@ -69,7 +74,7 @@ TEST(ConfigShippedFile, UncommentedSettingsAndExamplesLoadAndMatchTheDefaults) {
     }
     text += line + "\n";
   }
-  EXPECT_EQ(uncommented, 9 + 3 + 4) << text;
+  EXPECT_EQ(uncommented, 14 + 3 + 4) << text;
   Config config = loadString(text, "uncommented.yaml");
   DaemonSettings defaults;
   EXPECT_EQ(config.daemon.stateDirectory, "/var/lib/zerobyte");
@@ -78,6 +83,11 @@ TEST(ConfigShippedFile, UncommentedSettingsAndExamplesLoadAndMatchTheDefaults) {
   EXPECT_EQ(config.daemon.socketPath, "/run/zerobyte/zerobyted.sock");
   EXPECT_EQ(config.daemon.resticBinary, "/usr/bin/restic");
   EXPECT_EQ(config.daemon.adminGroup, defaults.adminGroup);
+  EXPECT_EQ(config.daemon.viewerGroup, defaults.viewerGroup);
+  EXPECT_EQ(config.daemon.operatorGroup, defaults.operatorGroup);
+  EXPECT_EQ(config.daemon.authorization, defaults.authorization);
+  EXPECT_EQ(config.daemon.auditMaxAgeDays, defaults.auditMaxAgeDays);
+  EXPECT_EQ(config.daemon.auditMaxEntries, defaults.auditMaxEntries);
   EXPECT_EQ(config.daemon.jobHistory, defaults.jobHistory);
   EXPECT_EQ(config.daemon.cancelGraceSeconds, defaults.cancelGraceSeconds);
   EXPECT_EQ(config.daemon.logLevel, defaults.logLevel);
@@ -96,6 +106,11 @@ TEST(ConfigLoad, FullFileMapsOntoTheStructs) {
   EXPECT_EQ(config.daemon.socketPath, "/run/zb/ctl.sock");
   EXPECT_EQ(config.daemon.resticBinary, "/opt/restic/bin/restic");
   EXPECT_EQ(config.daemon.adminGroup, "backup-admins");
+  EXPECT_EQ(config.daemon.authorization, AuthorizationMode::Groups);
+  EXPECT_EQ(config.daemon.viewerGroup, "backup-viewers");
+  EXPECT_EQ(config.daemon.operatorGroup, "backup-operators");
+  EXPECT_EQ(config.daemon.auditMaxAgeDays, 365u);
+  EXPECT_EQ(config.daemon.auditMaxEntries, 5000u);
   EXPECT_EQ(config.daemon.jobHistory, 250u);
   EXPECT_EQ(config.daemon.cancelGraceSeconds, 30u);
   EXPECT_EQ(config.daemon.logLevel, "debug");
@@ -157,8 +172,9 @@ TEST(ConfigErrors, UnknownKeyPointsAtTheKeyAndSuggestsTheClosestSpelling) {
                            "  log_level: info\n"
                            "  stat_directory: /var/lib/zerobyte\n"),
             "zerobyte.yaml:3:3: unknown key \"stat_directory\" in \"daemon\"; expected one of: state_directory, "
-            "runtime_directory, cache_directory, socket, restic, admin_group, job_history, cancel_grace_seconds, "
-            "log_level; did you mean \"state_directory\"?");
+            "runtime_directory, cache_directory, socket, restic, authorization, viewer_group, operator_group, "
+            "admin_group, job_history, cancel_grace_seconds, log_level, audit_max_age_days, audit_max_entries; did you "
+            "mean \"state_directory\"?");
 }
 
 TEST(ConfigErrors, UnknownKeyWithoutCloseSpellingHasNoSuggestion) {
@@ -257,6 +273,74 @@ TEST(ConfigErrors, LogLevelAndAdminGroupAreChecked) {
             std::string(32, 'a'));
 }
 
+TEST(ConfigLoad, AccessAndAuditSettingsHaveTheirDefaults) {
+  DaemonSettings defaults;
+  EXPECT_EQ(defaults.authorization, AuthorizationMode::Auto);
+  EXPECT_EQ(defaults.viewerGroup, "zerobyte-viewers");
+  EXPECT_EQ(defaults.operatorGroup, "zerobyte-operators");
+  EXPECT_EQ(defaults.adminGroup, "zerobyte-admins");
+  EXPECT_EQ(defaults.auditMaxAgeDays, 180u);
+  EXPECT_EQ(defaults.auditMaxEntries, 100000u);
+  Config config = loadString("daemon: {log_level: info}\n", "z");
+  EXPECT_EQ(config.daemon.authorization, AuthorizationMode::Auto);
+  EXPECT_EQ(config.daemon.auditMaxEntries, 100000u);
+}
+
+TEST(ConfigLoad, AuthorizationModesAndTheirNames) {
+  EXPECT_EQ(loadString("daemon: {authorization: auto}\n", "z").daemon.authorization, AuthorizationMode::Auto);
+  EXPECT_EQ(loadString("daemon: {authorization: polkit}\n", "z").daemon.authorization, AuthorizationMode::Polkit);
+  EXPECT_EQ(loadString("daemon: {authorization: groups}\n", "z").daemon.authorization, AuthorizationMode::Groups);
+  EXPECT_EQ(toString(AuthorizationMode::Auto), "auto");
+  EXPECT_EQ(toString(AuthorizationMode::Polkit), "polkit");
+  EXPECT_EQ(toString(AuthorizationMode::Groups), "groups");
+}
+
+TEST(ConfigErrors, AuthorizationModeIsCheckedAndMisspellingsGuessed) {
+  EXPECT_EQ(onlyDiagnostic("daemon:\n"
+                           "  authorization: polkitd\n"),
+            "zerobyte.yaml:2:18: daemon.authorization: expected one of auto, polkit, groups, got \"polkitd\"; did you "
+            "mean \"polkit\"?");
+  EXPECT_EQ(onlyDiagnostic("daemon:\n"
+                           "  authorization: [polkit]\n"),
+            "zerobyte.yaml:2:18: daemon.authorization: expected one of auto, polkit, groups, got a list");
+  EXPECT_TRUE(contains(onlyDiagnostic("daemon: {authorization: none}\n"),
+                       "zerobyte.yaml:1:25: daemon.authorization: expected one of auto, polkit, groups, got \"none\""));
+}
+
+TEST(ConfigErrors, RoleGroupsAreCheckedLikeTheAdminGroup) {
+  EXPECT_EQ(onlyDiagnostic("daemon:\n"
+                           "  viewer_group: Viewers\n"),
+            "zerobyte.yaml:2:17: daemon.viewer_group: expected a Unix group name (up to 32 characters from a-z, 0-9, "
+            "'_' and '-', starting with a letter or '_'), got \"Viewers\"");
+  EXPECT_TRUE(contains(onlyDiagnostic("daemon:\n  operator_group: 1ops\n"),
+                       "zerobyte.yaml:2:19: daemon.operator_group: expected a Unix group name"));
+  EXPECT_TRUE(contains(onlyDiagnostic("daemon:\n  operator_group:\n"), "daemon.operator_group: expected a Unix group name"));
+  Config config = loadString("daemon: {viewer_group: staff, operator_group: backup-ops, admin_group: wheel}\n", "z");
+  EXPECT_EQ(config.daemon.viewerGroup, "staff");
+  EXPECT_EQ(config.daemon.operatorGroup, "backup-ops");
+  EXPECT_EQ(config.daemon.adminGroup, "wheel");
+}
+
+TEST(ConfigErrors, AuditBoundsAreCheckedAtTheirLimits) {
+  EXPECT_EQ(loadString("daemon: {audit_max_age_days: 1}\n", "z").daemon.auditMaxAgeDays, 1u);
+  EXPECT_EQ(loadString("daemon: {audit_max_age_days: 36500}\n", "z").daemon.auditMaxAgeDays, 36500u);
+  EXPECT_EQ(loadString("daemon: {audit_max_entries: 100}\n", "z").daemon.auditMaxEntries, 100u);
+  EXPECT_EQ(loadString("daemon: {audit_max_entries: 10000000}\n", "z").daemon.auditMaxEntries, 10000000u);
+  EXPECT_EQ(onlyDiagnostic("daemon:\n"
+                           "  audit_max_age_days: 0\n"),
+            "zerobyte.yaml:2:23: daemon.audit_max_age_days: expected an integer from 1 to 36500, got \"0\"");
+  EXPECT_EQ(onlyDiagnostic("daemon:\n"
+                           "  audit_max_age_days: 36501\n"),
+            "zerobyte.yaml:2:23: daemon.audit_max_age_days: expected an integer from 1 to 36500, got \"36501\"");
+  EXPECT_EQ(onlyDiagnostic("daemon:\n"
+                           "  audit_max_entries: 99\n"),
+            "zerobyte.yaml:2:22: daemon.audit_max_entries: expected an integer from 100 to 10000000, got \"99\"");
+  for (std::string_view value : {"10000001", "-1", "1e6", "lots", "99999999999"})
+    EXPECT_TRUE(contains(onlyDiagnostic("daemon: {audit_max_entries: " + std::string(value) + "}\n"),
+                         "zerobyte.yaml:1:29: daemon.audit_max_entries: expected an integer from 100 to 10000000"))
+        << value;
+}
+
 TEST(ConfigErrors, PasswordMustBeAReferenceAndIsNeverRepeated) {
   std::string d = onlyDiagnostic("repositories:\n"
                                  "  - name: local\n"
@@ -328,8 +412,8 @@ TEST(ConfigErrors, AllProblemsAreReportedTogetherInFileOrder) {
     const std::string f = kDataDir + "/errors.yaml";
     std::vector<std::string> expected = {
         f + ":2:3: unknown key \"stat_directory\" in \"daemon\"; expected one of: state_directory, runtime_directory, "
-            "cache_directory, socket, restic, admin_group, job_history, cancel_grace_seconds, log_level; did you mean "
-            "\"state_directory\"?",
+            "cache_directory, socket, restic, authorization, viewer_group, operator_group, admin_group, job_history, "
+            "cancel_grace_seconds, log_level, audit_max_age_days, audit_max_entries; did you mean \"state_directory\"?",
         f + ":3:16: daemon.job_history: expected an integer from 1 to 100000, got \"many\"",
         f + ":4:14: daemon.log_level: expected one of debug, info, notice, warning, error, got \"verbose\"",
         f + ":7:11: volumes[0].path \"etc\" is not valid: it is relative; give an absolute path that starts with '/'",

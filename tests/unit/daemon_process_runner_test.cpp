@@ -1,5 +1,5 @@
 // Unit tests of ProcessRunner on a real sd-event loop: output lines, exit status, secrets on an fd, clean environment,
-// cancellation with SIGTERM then SIGKILL, process groups and inherited file descriptors.
+// cancellation with SIGTERM then SIGKILL, process groups, inherited file descriptors and the privilege drop.
 #include "common/errors.h"
 #include "daemon/loop/event_loop.h"
 #include "daemon/process/process_runner.h"
@@ -9,8 +9,10 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -414,6 +416,117 @@ TEST_F(ProcessRunnerTest, ChildDropsToTheGivenUserWithoutSupplementaryGroups) {
   EXPECT_NE(o.out[0].find("gid=65534"), std::string::npos) << o.out[0];
   EXPECT_EQ(o.out[0].find("groups=0"), std::string::npos) << o.out[0];
   EXPECT_EQ(o.out[0].find("root"), std::string::npos) << o.out[0];
+}
+
+// ---- privilege drop: supplementary groups, capabilities, no_new_privs ----
+
+TEST_F(ProcessRunnerTest, ChildTakesExactlyTheGivenSupplementaryGroups) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  ProcessSpec spec = Spec({"/usr/bin/id", "-G"}).user(65534, 65534);
+  spec.groups = std::vector<gid_t>{65534, 43210, 43211};
+  auto o = runToEnd(std::move(spec));
+  ASSERT_TRUE(o.result);
+  ASSERT_EQ(o.result->exitCode, 0) << (o.err.empty() ? "" : o.err[0]);
+  ASSERT_EQ(o.out.size(), 1U);
+  EXPECT_EQ(zbtest::unit::sortedIds(o.out[0]), (std::vector<gid_t>{43210, 43211, 65534})) << o.out[0];
+
+  ProcessSpec none = Spec({"/usr/bin/id", "-G"}).user(65534, 65534);
+  none.groups = std::vector<gid_t>{};
+  auto n = runToEnd(std::move(none));
+  ASSERT_EQ(n.out.size(), 1U);
+  EXPECT_EQ(zbtest::unit::sortedIds(n.out[0]), (std::vector<gid_t>{65534})) << "only the primary group: " << n.out[0];
+}
+
+TEST_F(ProcessRunnerTest, ChildGivenAUserHasNoCapabilitiesAndNoNewPrivs) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  ProcessSpec spec = Spec({"/bin/cat", "/proc/self/status"}).user(65534, 65534);
+  spec.groups = std::vector<gid_t>{65534};
+  auto o = runToEnd(std::move(spec));
+  ASSERT_TRUE(o.result);
+  ASSERT_EQ(o.result->exitCode, 0);
+  auto status = zbtest::unit::procStatusFields(o.out);
+  EXPECT_EQ(status["Uid"], "65534\t65534\t65534\t65534");
+  EXPECT_EQ(status["Gid"], "65534\t65534\t65534\t65534");
+  EXPECT_EQ(status["Groups"], "65534");
+  for (const char* set : {"CapInh", "CapPrm", "CapEff", "CapAmb"}) EXPECT_EQ(status[set], "0000000000000000") << set;
+  EXPECT_EQ(status["NoNewPrivs"], "1");
+  // The bounding set too, where the daemon may empty it (CAP_SETPCAP, bit 8, in its own effective set).
+  std::istringstream self(readFile("/proc/self/status"));
+  std::vector<std::string> selfLines;
+  for (std::string line; std::getline(self, line);) selfLines.push_back(line);
+  auto own = zbtest::unit::procStatusFields(selfLines);
+  if ((std::stoull(own["CapEff"], nullptr, 16) >> 8) & 1) {
+    EXPECT_EQ(status["CapBnd"], "0000000000000000");
+  }
+
+  // As root (no uid given) the child keeps the daemon's capabilities: the drop above is the spec's doing.
+  auto root = runToEnd(Spec({"/bin/cat", "/proc/self/status"}));
+  EXPECT_EQ(zbtest::unit::procStatusFields(root.out)["CapEff"], own["CapEff"]);
+}
+
+TEST_F(ProcessRunnerTest, ARootChildKeepsOnlyTheCapabilitiesItIsGiven) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  std::istringstream self(readFile("/proc/self/status"));
+  std::vector<std::string> selfLines;
+  for (std::string line; std::getline(self, line);) selfLines.push_back(line);
+  auto own = zbtest::unit::procStatusFields(selfLines);
+  if (!((std::stoull(own["CapEff"], nullptr, 16) >> 8) & 1)) GTEST_SKIP() << "needs CAP_SETPCAP to shrink the bounding set";
+  // CAP_CHOWN (0), CAP_DAC_READ_SEARCH (2).
+  ProcessSpec spec = Spec({"/bin/cat", "/proc/self/status"});
+  spec.capabilities = (uint64_t{1} << 0) | (uint64_t{1} << 2);
+  auto o = runToEnd(std::move(spec));
+  ASSERT_TRUE(o.result);
+  ASSERT_EQ(o.result->exitCode, 0);
+  auto status = zbtest::unit::procStatusFields(o.out);
+  EXPECT_EQ(status["Uid"], "0\t0\t0\t0");
+  for (const char* set : {"CapPrm", "CapEff", "CapBnd"}) EXPECT_EQ(status[set], "0000000000000005") << set;
+  EXPECT_EQ(status["CapInh"], "0000000000000000");
+
+  // Without CAP_DAC_OVERRIDE, root's child cannot write into another user's read-only directory; with all of
+  // the daemon's capabilities it can.
+  zbtest::unit::TemporaryDirectory tmp("zb-caps");
+  std::string locked = (tmp.path() / "locked").string();
+  ASSERT_EQ(mkdir(locked.c_str(), 0500), 0);
+  ASSERT_EQ(chown(locked.c_str(), 12345, 12345), 0);
+  ProcessSpec limited = Spec({"/usr/bin/touch", locked + "/a"});
+  limited.capabilities = uint64_t{1} << 2;
+  auto l = runToEnd(std::move(limited));
+  ASSERT_TRUE(l.result);
+  EXPECT_NE(l.result->exitCode, 0);
+  auto full = runToEnd(Spec({"/usr/bin/touch", locked + "/b"}));
+  ASSERT_TRUE(full.result);
+  EXPECT_EQ(full.result->exitCode, 0);
+}
+
+TEST_F(ProcessRunnerTest, AUidWithoutAGidIsRefused) {
+  ProcessSpec spec = Spec({"/bin/true"});
+  spec.uid = 65534;
+  try {
+    start(std::move(spec));
+    FAIL() << "a child with a uid but root's group was started";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::Internal);
+  }
+  EXPECT_EQ(m_runner.running(), 0U);
+}
+
+TEST_F(ProcessRunnerTest, AFailedDropNeverRunsTheProgram) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  zbtest::unit::TemporaryDirectory dir("zbt-drop");
+  const std::string marker = (dir.path() / "ran").string();
+  // More groups than the kernel allows (NGROUPS_MAX is 65536): setgroups() fails with EINVAL.
+  ProcessSpec spec = Spec({"/usr/bin/touch", marker}).user(65534, 65534);
+  spec.groups = std::vector<gid_t>(70000, 65534);
+  try {
+    start(std::move(spec));
+    FAIL() << "start() returned although setgroups() must fail";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::Failed);
+    EXPECT_NE(std::string(e.what()).find("drop privileges (setgroups)"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("/usr/bin/touch"), std::string::npos) << e.what();
+  }
+  EXPECT_NE(access(marker.c_str(), F_OK), 0) << "the program ran after a failed drop";
+  EXPECT_EQ(m_runner.running(), 0U);
 }
 
 TEST_F(ProcessRunnerTest, SeveralChildrenRunAtOnceAndEachReportsItsOwnResult) {

@@ -522,11 +522,12 @@ TEST_F(StoreTest, RefusesAStoreWithANewerSchemaVersion) {
     txn.put(makeVolume("v1"));
     txn.commit();
   }
-  putRawLmdbRecord(stateDir(), "meta", "schema_version", "\0\0\0\x02"s);
+  const uint32_t newer = kSchemaVersion + 1;
+  putRawLmdbRecord(stateDir(), "meta", "schema_version", "\0\0\0"s + static_cast<char>(newer));
   auto error = thrownError([&] { Store store(stateDir()); });
   EXPECT_EQ(error.code(), ErrorCode::Failed);
   const std::string message = error.what();
-  EXPECT_NE(message.find("schema version 2"), std::string::npos) << message;
+  EXPECT_NE(message.find("schema version " + std::to_string(newer)), std::string::npos) << message;
   EXPECT_NE(message.find("newer"), std::string::npos) << message;
   EXPECT_NE(message.find((stateDir() / "data.mdb").string()), std::string::npos) << message;
 }

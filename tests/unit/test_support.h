@@ -8,16 +8,20 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <sstream>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 namespace zbtest::unit {
 
@@ -122,6 +126,28 @@ inline void putRawLmdbRecord(const std::filesystem::path& directory, const std::
   MDB_val v{value.size(), const_cast<char*>(value.data())};
   ASSERT_EQ(mdb_put(txn.get(), dbi, &k, &v, 0), 0);
   ASSERT_EQ(mdb_txn_commit(txn.release()), 0);  // commit frees the transaction, even when it fails
+}
+
+// The numbers of a line like "1000 27 100" (the output of `id -G`), sorted.
+inline std::vector<gid_t> sortedIds(const std::string& line) {
+  std::vector<gid_t> ids;
+  std::istringstream in(line);
+  for (unsigned long n; in >> n;) ids.push_back(static_cast<gid_t>(n));
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+// The "Name:\tvalue" lines of a /proc/PID/status text, by name.
+inline std::map<std::string, std::string> procStatusFields(const std::vector<std::string>& lines) {
+  std::map<std::string, std::string> fields;
+  for (const auto& line : lines) {
+    size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    size_t value = line.find_first_not_of(" \t", colon + 1);
+    size_t last = line.find_last_not_of(" \t");  // "Groups:\t65534 " ends in a space
+    fields[line.substr(0, colon)] = value == std::string::npos ? "" : line.substr(value, last + 1 - value);
+  }
+  return fields;
 }
 
 }  // namespace zbtest::unit
