@@ -1,6 +1,7 @@
 // The shipped polkit policy and rules agree with the actions the daemon asks about, and their
 // defaults are safe for a machine with many users.
 #include "daemon/api/authorizer.h"
+#include "tests/unit/test_support.h"
 
 #include <gtest/gtest.h>
 
@@ -18,6 +19,7 @@ namespace {
 using zerobyte::api::Action;
 using zerobyte::api::actionId;
 using zerobyte::api::allActions;
+using zbtest::unit::readFile;
 
 const std::filesystem::path kPolkitDir = std::filesystem::path(ZB_SOURCE_DIR) / "polkit";
 
@@ -157,10 +159,17 @@ TEST(PolkitRules, NameTheThreeRoleGroupsAndTheActionsTheyGrant) {
   EXPECT_NE(rules.find("org.zerobyte.daemon1."), std::string::npos);
 }
 
-TEST(PolkitInstall, PutsThePolicyAndRulesWherePolkitReadsThem) {
-  const std::string cmake = readSource("CMakeLists.txt");
-  EXPECT_NE(cmake.find("org.zerobyte.Daemon1.policy DESTINATION ${CMAKE_INSTALL_DATADIR}/polkit-1/actions"), std::string::npos);
-  EXPECT_NE(cmake.find("50-zerobyte.rules DESTINATION ${CMAKE_INSTALL_DATADIR}/polkit-1/rules.d"), std::string::npos);
+// polkitd reads actions and rules only below /usr/share/polkit-1: an install under another prefix must still put
+// them there (a real `cmake --install` of the polkit component into a scratch DESTDIR).
+TEST(PolkitInstall, PutsThePolicyAndRulesWherePolkitReadsThemWhateverThePrefix) {
+  zbtest::unit::TemporaryDirectory destdir("zb-polkit-install");
+  std::string command = "DESTDIR=" + destdir.path().string() + " cmake --install " + ZB_BINARY_DIR +
+                        " --prefix /usr/local --component polkit >/dev/null";
+  ASSERT_EQ(std::system(command.c_str()), 0) << command;
+  const auto root = destdir.path() / "usr/share/polkit-1";
+  EXPECT_EQ(readFile((root / "actions/org.zerobyte.Daemon1.policy").string()), readSource("org.zerobyte.Daemon1.policy"));
+  EXPECT_EQ(readFile((root / "rules.d/50-zerobyte.rules").string()), readSource("50-zerobyte.rules"));
+  EXPECT_FALSE(std::filesystem::exists(destdir.path() / "usr/local/share/polkit-1"));
 }
 
 }  // namespace
