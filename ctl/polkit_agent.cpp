@@ -45,6 +45,22 @@ bool exitingOrGone(pid_t pid) {
   return state == "Z" || state == "X" || (flags & kPfExiting) != 0;
 }
 
+// Whether this process runs in a logind session, as polkitd finds a subject's session
+// (sd_pid_get_session(): a "session-<id>.scope" unit in the process's cgroup path).
+bool inLoginSession() {
+  std::ifstream in("/proc/self/cgroup");
+  for (std::string line; std::getline(in, line);) {
+    // "hierarchy:controllers:path"
+    const size_t first = line.find(':');
+    const size_t second = first == std::string::npos ? std::string::npos : line.find(':', first + 1);
+    if (second == std::string::npos) continue;
+    std::istringstream path(line.substr(second + 1));
+    for (std::string unit; std::getline(path, unit, '/');)
+      if (unit.size() > 14 && unit.rfind("session-", 0) == 0 && unit.compare(unit.size() - 6, 6, ".scope") == 0) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 std::string findInPath(const std::string& name) {
@@ -72,8 +88,13 @@ bool PolkitAgent::start(std::chrono::milliseconds timeout) {
 
   // Everything the child needs is made before fork: after it, only system calls.
   const pid_t self = ::getpid();
-  std::vector<std::string> args = {binary, "--process", std::to_string(self), "--notify-fd", std::to_string(writeEnd.get()),
-                                   "--fallback"};
+  std::vector<std::string> args = {binary, "--process", std::to_string(self), "--notify-fd", std::to_string(writeEnd.get())};
+  // --fallback leaves the prompt to the session's own agent (a desktop's dialog) when it has one.
+  // polkitd resolves a fallback agent only through the subject's login session, though: for a
+  // process outside any (no logind, a container, su without pam_systemd) it never asks it, and
+  // the request fails as if no agent ran. There the agent registers plainly; either way it
+  // serves this process's requests only.
+  if (inLoginSession()) args.emplace_back("--fallback");
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -17,7 +17,8 @@ class PolkitAgent {
   PolkitAgent(const PolkitAgent&) = delete;
   PolkitAgent& operator=(const PolkitAgent&) = delete;
 
-  // Starts `pkttyagent --process <own pid> --notify-fd N --fallback` and waits until it has
+  // Starts `pkttyagent --process <own pid> --notify-fd N` (with --fallback inside a logind session,
+  // so that a desktop's own agent keeps precedence there) and waits until it has
   // registered with polkit (it closes N then). False, quietly, when pkttyagent is not on PATH,
   // fails (no polkit, no controlling terminal) or takes longer than `timeout`: authorization
   // then simply happens without a password prompt.

@@ -194,28 +194,31 @@ void Service::dispatch(const std::string& method, const json& parameters, Reques
     throw Error(ErrorCode::ExpectedMore, std::string(spec->name) + " streams its replies: call it with \"more\": true");
   if (m_stopping && spec->action != Action::View) throw Error(ErrorCode::Busy, "zerobyted is stopping; try again when it is back");
   const Caller& caller = request->caller();
-  if (uint64_t retry = denialRetryAfter(caller.uid))
-    throw Error(ErrorCode::RateLimited,
-                "too many denied requests from uid " + std::to_string(caller.uid) + "; try again in " + std::to_string(retry) +
-                    " s",
-                {{"retry_after", retry}});
+  admitRequest(caller.uid, spec->action != Action::View);
   auto checks = std::make_shared<std::vector<AccessCheck>>(checksFor(*spec, params, caller));
   const MethodSpec* specPtr = &*spec;
+  const uid_t uid = caller.uid;
+  ++m_checksInFlight[uid];
   authorizeAll(caller, checks, 0, interactive,
-               [this, specPtr, params = std::move(params), request, checks](const AccessCheck* denied, const Decision& decision) {
+               [this, specPtr, params = std::move(params), request, checks, interactive, uid](const AccessCheck* denied,
+                                                                                             const Decision& decision) {
+                 if (auto it = m_checksInFlight.find(uid); it != m_checksInFlight.end() && --it->second == 0)
+                   m_checksInFlight.erase(it);
+                 // A denial is audited and counted even when the caller has gone meanwhile.
+                 if (denied) return answerDenied(specPtr->name, *denied, decision, interactive, request);
                  if (!request->alive()) return;
-                 if (denied) return answerDenied(specPtr->name, *denied, decision, request);
                  RequestPtr r = request;
                  // Every request that may change something is audited with its outcome.
-                 const AccessCheck& first = checks->front();
+                 // The action the method needs is the last check (a view of the resource comes first).
+                 const AccessCheck& last = checks->back();
                  if (specPtr->action != Action::View && !specPtr->auditsItself) {
-                   std::string resource = first.scope.resource;
+                   std::string resource = checks->front().scope.resource;
                    auto name = params.find("name");
                    if (resource.empty() && name != params.end() && name->is_string()) {
                      const char* kind = specPtr->name == "CreateVolume" ? "volume" : "repository";
                      resource = std::string(kind) + " \"" + name->get<std::string>() + "\"";
                    }
-                   r = auditedRequest(request, m_audit, first.action, specPtr->name, resource);
+                   r = auditedRequest(request, m_audit, last.action, specPtr->name, resource);
                  }
                  try {
                    (this->*(specPtr->handler))(params, r);
@@ -229,6 +232,19 @@ void Service::dispatch(const std::string& method, const json& parameters, Reques
 }
 
 std::vector<Service::AccessCheck> Service::checksFor(const MethodSpec& spec, const json& p, const Caller& caller) const {
+  std::vector<AccessCheck> checks = checksOnTarget(spec, p, caller);
+  // What the caller may not see is not there for them: every other action on a resource is asked after `view`
+  // of it, so that a refusal never tells that someone else's resource of that name exists.
+  if (spec.target == Target::Daemon) return checks;
+  std::vector<AccessCheck> out;
+  for (const auto& check : checks) {
+    if (check.action != Action::View) out.push_back({Action::View, check.scope});
+    out.push_back(check);
+  }
+  return out;
+}
+
+std::vector<Service::AccessCheck> Service::checksOnTarget(const MethodSpec& spec, const json& p, const Caller& caller) const {
   std::vector<gid_t> groups = caller.uid == 0 ? std::vector<gid_t>{} : users::groupsOf(caller.uid);
   switch (spec.target) {
     case Target::Daemon: return {{spec.action, ownScope()}};
@@ -396,11 +412,11 @@ std::optional<uint32_t> Service::sharedGroup(const json& p, const Caller& caller
   return *gid;
 }
 
-void Service::requireAccessAs(const Caller& caller, const std::string& path, process::AccessKind kind, const char* what,
+void Service::requireAccessAs(uid_t uid, const std::string& path, process::AccessKind kind, const char* what,
                               const char* parameter) const {
-  auto identity = users::lookup(caller.uid);
+  auto identity = users::lookup(uid);
   if (!identity)
-    throw Error(ErrorCode::NotAuthorized, "uid " + std::to_string(caller.uid) + " has no entry in the user database",
+    throw Error(ErrorCode::NotAuthorized, "uid " + std::to_string(uid) + " has no entry in the user database",
                 {{"parameter", parameter}});
   auto result = process::checkAccessAs(*identity, path, kind);
   if (!result.allowed)
@@ -421,15 +437,19 @@ void Service::createVolume(const json& p, const RequestPtr& r) {
                 {{"parameter", "type"}});
   core::validateAbsolutePath(path, "volume path");
   auto group = sharedGroup(p, r->caller());
-  struct stat st {};
-  if (stat(path.c_str(), &st) < 0)
-    throw Error(ErrorCode::InvalidArgument, "volume path " + path + " cannot be used: " + std::strerror(errno), {{"parameter", "path"}});
-  if (!S_ISDIR(st.st_mode))
-    throw Error(ErrorCode::InvalidArgument, "volume path " + path + " is not a directory", {{"parameter", "path"}});
   if (findVolume(name)) throw Error(ErrorCode::AlreadyExists, "a volume named \"" + name + "\" exists already");
-  // An admin's volume is backed up as root; anyone else's as its owner, and only what they can read.
+  // An admin's volume is backed up as root; anyone else's as its owner, and only what they can read. What a
+  // non-admin learns about the path comes from their own attempt, never from root's view of it.
   whenAllowed(r, Action::Admin, ownScope(), [this, r, name, type, path, group](bool admin) {
-    if (!admin) requireAccessAs(r->caller(), path, process::AccessKind::ReadDirectory, "volume path", "path");
+    if (admin) {
+      struct stat st {};
+      if (stat(path.c_str(), &st) < 0)
+        throw Error(ErrorCode::InvalidArgument, "volume path " + path + " cannot be used: " + std::strerror(errno), {{"parameter", "path"}});
+      if (!S_ISDIR(st.st_mode))
+        throw Error(ErrorCode::InvalidArgument, "volume path " + path + " is not a directory", {{"parameter", "path"}});
+    } else {
+      requireAccessAs(r->caller().uid, path, process::AccessKind::ReadDirectory, "volume path", "path");
+    }
     if (findVolume(name)) throw Error(ErrorCode::AlreadyExists, "a volume named \"" + name + "\" exists already");
     core::Volume v;
     v.id = newId();
@@ -492,10 +512,6 @@ void validateRepositoryFields(const std::string& name, const std::string& type, 
 void Service::createRepository(const json& p, const RequestPtr& r) {
   std::string name = stringParam(p, "name"), type = stringParam(p, "type"), path = stringParam(p, "path");
   validateRepositoryFields(name, type, path);
-  struct stat st {};
-  if (stat((path + "/config").c_str(), &st) == 0)
-    throw Error(ErrorCode::AlreadyExists, "there is a restic repository at " + path + " already; adopt it with 'zerobytectl repo import " + name +
-                                              " --path " + path + "'");
   auto password = secrets::randomPassword();
   addRepository(name, type, path, password.value(), sharedGroup(p, r->caller()), core::JobOperation::Init, r);
 }
@@ -517,7 +533,12 @@ void Service::addRepository(const std::string& name, const std::string& type, co
     throw Error(ErrorCode::AlreadyExists, "a repository named \"" + name + "\" exists already");
   // An admin's repository is used as root; anyone else's as its owner, and only where they can write.
   whenAllowed(r, Action::Admin, ownScope(), [this, name, type, path, password, group, operation, r](bool admin) {
-    if (!admin) requireAccessAs(r->caller(), path, process::AccessKind::WriteDirectory, "repository path", "path");
+    if (!admin) requireAccessAs(r->caller().uid, path, process::AccessKind::WriteDirectory, "repository path", "path");
+    // Looked at only after the caller's own access check: no peeking through root at other places.
+    struct stat st {};
+    if (operation == core::JobOperation::Init && stat((path + "/config").c_str(), &st) == 0)
+      throw Error(ErrorCode::AlreadyExists, "there is a restic repository at " + path + " already; adopt it with 'zerobytectl repo import " +
+                                                name + " --path " + path + "'");
     submitRepository(name, type, path, password, group, admin, operation, r);
   });
 }

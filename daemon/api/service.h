@@ -96,8 +96,8 @@ class Service {
                         std::optional<uint32_t> group, bool privileged, core::JobOperation operation, const RequestPtr& r);
   // The group a new resource is shared with ("group" parameter): it exists and the caller is in it.
   std::optional<uint32_t> sharedGroup(const nlohmann::json& p, const Caller& caller) const;
-  // Throws NotAuthorized unless the caller, as themselves, could read (or write) `path`.
-  void requireAccessAs(const Caller& caller, const std::string& path, process::AccessKind kind, const char* what,
+  // Throws NotAuthorized unless `uid`, as itself, could read (or write) `path`.
+  void requireAccessAs(uid_t uid, const std::string& path, process::AccessKind kind, const char* what,
                        const char* parameter) const;
   // Jobs
   void startBackup(const nlohmann::json& p, const RequestPtr& r);
@@ -123,9 +123,14 @@ class Service {
   // counted per uid (a token bucket slows repeated denials) and answered with NotAuthorized, or
   // NotFound when the caller may not even see the resource.
   std::vector<AccessCheck> checksFor(const MethodSpec& spec, const nlohmann::json& p, const Caller& caller) const;
+  std::vector<AccessCheck> checksOnTarget(const MethodSpec& spec, const nlohmann::json& p, const Caller& caller) const;
+  // Throws RateLimited when `uid` has used up its denials, has too many requests waiting for a decision, or (for
+  // requests that may change something) makes changes faster than any person or script needs. Root is exempt.
+  void admitRequest(uid_t uid, bool changes);
   void authorizeAll(const Caller& caller, std::shared_ptr<std::vector<AccessCheck>> checks, size_t index, bool interactive,
                     std::function<void(const AccessCheck* denied, const Decision&)> done);
-  void answerDenied(std::string_view method, const AccessCheck& check, const Decision& decision, const RequestPtr& r);
+  void answerDenied(std::string_view method, const AccessCheck& check, const Decision& decision, bool interactive,
+                    const RequestPtr& r);
   // Retry-after in seconds when the caller's uid has used up its denials, else 0.
   uint64_t denialRetryAfter(uid_t uid);
   void countDenial(uid_t uid);
@@ -204,6 +209,8 @@ class Service {
   Authorizer& m_authorizer;
   AuditLog m_audit;
   std::map<uid_t, core::TokenBucket> m_denials;
+  std::map<uid_t, core::TokenBucket> m_changes;
+  std::map<uid_t, unsigned> m_checksInFlight;
   ServiceSettings m_settings;
   core::Timestamp m_startTime;
   std::vector<core::Volume> m_declaredVolumes;

@@ -17,6 +17,13 @@ namespace {
 constexpr double kDenialBurst = 10;
 constexpr double kDenialRefillPerSecond = 0.5;
 constexpr size_t kMaxTrackedUids = 4096;
+// Requests that may change something, per uid (each is audited: a flood would bury the trail): a burst of this
+// many, then this many a second.
+constexpr double kChangeBurst = 60;
+constexpr double kChangeRefillPerSecond = 2;
+// Requests of one uid waiting for polkit at once (one waiting at a password prompt for minutes must not hold
+// the slots everyone's checks share).
+constexpr unsigned kMaxChecksInFlightPerUid = 8;
 
 class AuditedRequest : public Request {
  public:
@@ -89,11 +96,13 @@ void Service::authorizeAll(const Caller& caller, std::shared_ptr<std::vector<Acc
                      });
 }
 
-void Service::answerDenied(std::string_view method, const AccessCheck& check, const Decision& decision, const RequestPtr& r) {
+void Service::answerDenied(std::string_view method, const AccessCheck& check, const Decision& decision, bool interactive,
+                           const RequestPtr& r) {
   const Caller& caller = r->caller();
   countDenial(caller.uid);
   m_audit.record(caller, check.action, method, check.scope.resource,
                  decision.reason.empty() ? std::string("denied") : "denied: " + decision.reason);
+  if (!r->alive()) return;
   // What the caller may not see does not exist for them.
   if (check.action == Action::View && check.scope.ownerUid && !check.scope.resource.empty())
     return r->fail(Error(ErrorCode::NotFound, "no " + check.scope.resource + "; see 'zerobytectl --help' for the list commands"));
@@ -103,6 +112,9 @@ void Service::answerDenied(std::string_view method, const AccessCheck& check, co
     how = decision.reason;
   else if (decision.challenge)
     how = "authentication is required: run zerobytectl from a terminal (without --no-ask-password) to authenticate";
+  else if (interactive)
+    how = "authentication did not succeed, or it is not enough for this; ask an administrator for a role (the groups "
+          "zerobyte-viewers, zerobyte-operators, zerobyte-admins)";
   else
     how = "ask an administrator for a role (the groups zerobyte-viewers, zerobyte-operators, zerobyte-admins)";
   r->fail(Error(ErrorCode::NotAuthorized, "not authorized to " + what + " (polkit action " + actionId(check.action) + "); " + how,
@@ -115,6 +127,23 @@ uint64_t Service::denialRetryAfter(uid_t uid) {
   if (it == m_denials.end()) return 0;
   uint64_t wait = it->second.waitUsec(loop::EventLoop::nowUsec());
   return wait == 0 ? 0 : (wait + 999999) / 1000000;
+}
+
+void Service::admitRequest(uid_t uid, bool changes) {
+  if (uid == 0) return;
+  auto refuse = [uid](const std::string& why, uint64_t retry) {
+    throw Error(ErrorCode::RateLimited, why + " from uid " + std::to_string(uid) + "; try again in " + std::to_string(retry) + " s",
+                {{"retry_after", retry}});
+  };
+  if (uint64_t retry = denialRetryAfter(uid)) refuse("too many denied requests", retry);
+  if (auto it = m_checksInFlight.find(uid); it != m_checksInFlight.end() && it->second >= kMaxChecksInFlightPerUid)
+    refuse("too many requests waiting for authorization", 1);
+  if (!changes) return;
+  uint64_t now = loop::EventLoop::nowUsec();
+  if (m_changes.size() >= kMaxTrackedUids)
+    for (auto it = m_changes.begin(); it != m_changes.end();) it = it->second.full(now) ? m_changes.erase(it) : std::next(it);
+  auto [it, inserted] = m_changes.try_emplace(uid, kChangeBurst, kChangeRefillPerSecond, now);
+  if (!it->second.take(now)) refuse("too many changes", (it->second.waitUsec(now) + 999999) / 1000000);
 }
 
 void Service::countDenial(uid_t uid) {

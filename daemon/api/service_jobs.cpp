@@ -385,6 +385,15 @@ void Service::startBackup(const json& p, const RequestPtr& r) {
   auto excludes = stringListParam(p, "excludes");
   for (const auto& t : tags) core::validateTag(t);
   for (const auto& e : excludes) core::validateExcludePattern(e);
+  // restic reads the data as the volume's owner (root for an admin's) and holds the repository's password: both
+  // must belong to the same user, or the one would hand the other's data or password to them.
+  const uint32_t readsAs = volume.privileged ? 0 : volume.ownerUid;
+  if (readsAs != runAsOf(repo))
+    throw Error(ErrorCode::NotAuthorized,
+                "volume \"" + volume.name + "\" is read as " + users::describeUser(readsAs) + " but repository \"" + repo.name +
+                    "\" is used as " + users::describeUser(runAsOf(repo)) +
+                    "; back up into a repository of the same owner (an admin's volumes into an admin's repositories)",
+                {{"action", actionId(Action::Backup)}});
   struct stat st {};
   if (stat(volume.path.c_str(), &st) < 0 || !S_ISDIR(st.st_mode))
     throw Error(ErrorCode::Failed, "volume \"" + volume.name + "\": " + volume.path + " is not an accessible directory");
@@ -395,8 +404,8 @@ void Service::startBackup(const json& p, const RequestPtr& r) {
   job.tags = tags;
   job.excludes = excludes;
   job.startedByUid = r->caller().uid;
-  // restic reads the data as the volume's owner: nobody backs up through zerobyted what they could not read.
-  job.runAsUid = volume.privileged ? 0 : volume.ownerUid;
+  // Nobody backs up through zerobyted what the volume's owner could not read.
+  job.runAsUid = readsAs;
   uint64_t id = submitJob(std::move(job), repo, std::nullopt, nullptr);
   r->reply({{"job", toJson(*findJob(id))}});
 }
@@ -408,25 +417,34 @@ void Service::startRestore(const json& p, const RequestPtr& r) {
   core::validateAbsolutePath(target, "restore target");
   auto includes = stringListParam(p, "includes");
   for (const auto& i : includes) core::validateSnapshotPath(i, "include path");
-  struct stat st {};
-  if (lstat(target.c_str(), &st) == 0 && !S_ISDIR(st.st_mode))
-    throw Error(ErrorCode::InvalidArgument, "restore target " + target + " exists and is not a directory", {{"parameter", "target"}});
   core::Job job;
   job.operation = core::JobOperation::Restore;
   job.snapshot = snapshot;
   job.target = target;
   job.includes = includes;
   job.startedByUid = r->caller().uid;
-  // An admin's restore runs as root; anyone else's as themselves, so it writes only where they could.
   whenAllowed(r, Action::Admin, ownScope(), [this, r, repo, job = std::move(job)](bool admin) mutable {
-    if (!admin) {
-      // restic runs as the caller, so it must be able to read the repository itself (an admin's
-      // repository is restored by an admin, whose restores run as root).
-      if (repo.type == "local" && runAsOf(repo) != r->caller().uid)
-        requireAccessAs(r->caller(), repo.path, process::AccessKind::ReadDirectory, "repository", "repository");
-      requireAccessAs(r->caller(), job.target, process::AccessKind::WriteDirectory, "restore target", "target");
+    const uid_t caller = r->caller().uid;
+    if (repo.privileged) {
+      // An admin's repository: restored as root for admins; anyone else's restic runs as themselves, so it must
+      // read the repository and writes only where they could.
+      if (!admin) {
+        if (repo.type == "local") requireAccessAs(caller, repo.path, process::AccessKind::ReadDirectory, "repository", "repository");
+        requireAccessAs(caller, job.target, process::AccessKind::WriteDirectory, "restore target", "target");
+      }
+      job.runAsUid = admin ? 0 : caller;
+    } else {
+      // A user's repository is restored as that user, never as root: its snapshots are theirs to shape (a setuid
+      // file, a symlink), and its password stays with them. Someone else restoring it needs the target to be
+      // writable by both.
+      job.runAsUid = repo.ownerUid;
+      requireAccessAs(repo.ownerUid, job.target, process::AccessKind::WriteDirectory, "restore target", "target");
+      if (!admin && caller != repo.ownerUid)
+        requireAccessAs(caller, job.target, process::AccessKind::WriteDirectory, "restore target", "target");
     }
-    job.runAsUid = admin ? 0 : r->caller().uid;
+    struct stat st {};
+    if (lstat(job.target.c_str(), &st) == 0 && !S_ISDIR(st.st_mode))
+      throw Error(ErrorCode::InvalidArgument, "restore target " + job.target + " exists and is not a directory", {{"parameter", "target"}});
     uint64_t id = submitJob(std::move(job), repo, std::nullopt, nullptr);
     r->reply({{"job", toJson(*findJob(id))}});
   });

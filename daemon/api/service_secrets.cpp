@@ -17,10 +17,10 @@ void Service::revealRepositoryPassword(const json& p, const RequestPtr& r) {
   const std::string name = stringParam(p, "name");
   try {
     secrets::SecretString password = passwordOf(requireRepository(name));
-    m_audit.record(r->caller(), Action::ExportSecret, "RevealRepositoryPassword", "repository " + name, "revealed the password");
+    m_audit.record(r->caller(), Action::ExportSecret, "RevealRepositoryPassword", "repository \"" + name + "\"", "revealed the password");
     r->reply({{"password", password.value()}});
   } catch (const Error& e) {
-    m_audit.record(r->caller(), Action::ExportSecret, "RevealRepositoryPassword", "repository " + name, "not revealed: " + std::string(errorName(e.code())));
+    m_audit.record(r->caller(), Action::ExportSecret, "RevealRepositoryPassword", "repository \"" + name + "\"", "not revealed: " + std::string(errorName(e.code())));
     throw;
   }
 }

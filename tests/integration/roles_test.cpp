@@ -177,6 +177,14 @@ void expectRefused(const CommandResult& r, const std::string& action, const std:
   EXPECT_TRUE(contains(r.err, "org.zerobyte.daemon1." + action)) << who << ": " << describe(r);
 }
 
+// A refusal of something the subject may see (NotAuthorized naming the action), or of something they may not
+// even see (NotFound, the same answer as for a name that does not exist).
+void expectRefusedOrHidden(const CommandResult& r, const std::string& action, const std::string& who, bool sees) {
+  if (sees) return expectRefused(r, action, who);
+  EXPECT_EQ(r.exitCode, 4) << who << ": " << describe(r);
+  EXPECT_TRUE(contains(r.err, "NotFound:")) << who << ": " << describe(r);
+}
+
 // Role × action over the socket: the same expectations whether polkit or the groups decide.
 TEST_P(AccessModel, EveryRoleGetsExactlyItsActions) {
   for (const Subject& s : subjects()) {
@@ -199,7 +207,7 @@ TEST_P(AccessModel, EveryRoleGetsExactlyItsActions) {
       EXPECT_EQ(backup.exitCode, 0) << who << ": " << describe(backup);
       EXPECT_EQ(lastJob().value("run_as_uid", -1), 0) << "root's volume is read as root";
     } else {
-      expectRefused(backup, "backup", who);
+      expectRefusedOrHidden(backup, "backup", who, seesAll);
     }
 
     // restore into a directory of the subject's own: as the subject, unless an admin asks. An
@@ -218,7 +226,7 @@ TEST_P(AccessModel, EveryRoleGetsExactlyItsActions) {
       std::string restored = target + m_daemon->dir() + "/rootdata/hello.txt";
       EXPECT_EQ(stat(restored.c_str(), &st), 0) << restored;
     } else {
-      expectRefused(restore, "restore", who);
+      expectRefusedOrHidden(restore, "restore", who, seesAll);
     }
 
     // manage someone else's resource: admins only.
@@ -228,7 +236,7 @@ TEST_P(AccessModel, EveryRoleGetsExactlyItsActions) {
     if (managesAll)
       EXPECT_EQ(del.exitCode, 0) << who << ": " << describe(del);
     else
-      expectRefused(del, "manage", who);
+      expectRefusedOrHidden(del, "manage", who, seesAll);
 
     // export-secret and admin.
     CommandResult reveal = as(s, {"repo", "password", "rootrepo", "--reveal"});
@@ -236,7 +244,7 @@ TEST_P(AccessModel, EveryRoleGetsExactlyItsActions) {
       EXPECT_EQ(reveal.exitCode, 0) << who << ": " << describe(reveal);
       EXPECT_GE(reveal.out.size(), 16U);
     } else {
-      expectRefused(reveal, "export-secret", who);
+      expectRefusedOrHidden(reveal, "export-secret", who, seesAll);
     }
     CommandResult audit = as(s, {"audit", "--limit", "1"});
     if (managesAll)
@@ -256,6 +264,13 @@ TEST_P(AccessModel, EveryRoleGetsExactlyItsActions) {
     CommandResult b = as(s, {"backup", "own-" + s.role, "--repo", "ownrepo-" + s.role, "--follow"});
     EXPECT_EQ(b.exitCode, 0) << who << ": " << describe(b);
     EXPECT_EQ(lastJob().value("run_as_uid", -1), managesAll ? 0 : static_cast<int64_t>(s.uid)) << who;
+    // One user's data never goes into another user's repository (restic, running as one of them, would hold
+    // both the data and the repository's password).
+    if (runsAll && !managesAll) {
+      CommandResult cross = as(s, {"backup", "rootvol", "--repo", "ownrepo-" + s.role});
+      EXPECT_EQ(cross.exitCode, 5) << who << ": " << describe(cross);
+      EXPECT_TRUE(contains(cross.err, "back up into a repository of the same owner")) << describe(cross);
+    }
     std::string back = ownedDirectory(*m_daemon, "ownrestore-" + s.role, s.uid, s.gid);
     CommandResult rs = as(s, {"restore", "ownrepo-" + s.role, "latest", "--target", back, "--follow"});
     EXPECT_EQ(rs.exitCode, 0) << who << ": " << describe(rs);
@@ -293,6 +308,11 @@ TEST_F(Ownership, AUserWithoutARoleActsOnlyAsThemselves) {
     EXPECT_EQ(r.exitCode, 5) << path << ": " << describe(r);
     EXPECT_TRUE(contains(r.err, "not readable by " + none.name)) << describe(r);
   }
+  // Whether something exists where they cannot look is not told through root's eyes.
+  CommandResult existing = d.ctl({"volume", "create", "peek", "--path", "/root"}, "", none.name);
+  CommandResult missing = d.ctl({"volume", "create", "peek", "--path", "/root/zbt-not-there"}, "", none.name);
+  EXPECT_TRUE(contains(missing.err, "permission denied")) << describe(missing);
+  EXPECT_EQ(existing.exitCode, missing.exitCode);
   // Nor a repository where they cannot write.
   CommandResult badRepo = d.ctl({"repo", "create", "steal", "--path", "/var/lib/zbt-steal"}, "", none.name);
   EXPECT_EQ(badRepo.exitCode, 5) << describe(badRepo);
@@ -346,6 +366,18 @@ TEST_F(Ownership, AUserWithoutARoleActsOnlyAsThemselves) {
     EXPECT_TRUE(contains(r.err, "not writable by " + none.name)) << describe(r);
     EXPECT_NE(stat(target.c_str(), &st), 0) << target << " must not exist";
   }
+  // Even an admin's restore from the user's repository runs as the user (its snapshots are the user's to shape:
+  // a setuid-root file in one must not come back as root's), and only where the user can write.
+  std::string rootsTarget = ownedDirectory(d, "roots-restore", 0, 0, 0755);
+  CommandResult asRoot = d.ctl({"restore", "mine", "latest", "--target", rootsTarget});
+  EXPECT_EQ(asRoot.exitCode, 5) << describe(asRoot);
+  EXPECT_TRUE(contains(asRoot.err, "not writable by " + none.name)) << describe(asRoot);
+  std::string shared = ownedDirectory(d, "shared-restore", none.uid, none.gid, 0755);
+  CommandResult byRoot = d.ctl({"restore", "mine", "latest", "--target", shared, "--include", data + "/visible.txt", "--follow"});
+  EXPECT_EQ(byRoot.exitCode, 0) << describe(byRoot);
+  json last = d.ctlJson({"job", "list", "--limit", "1"}).at("jobs").at(0);
+  EXPECT_EQ(last.value("run_as_uid", -1), static_cast<int64_t>(none.uid)) << last.dump();
+
   std::string into = ownedDirectory(d, "none-restore", none.uid, none.gid);
   CommandResult restored = d.ctl({"restore", "mine", "latest", "--target", into, "--include", data + "/visible.txt", "--follow"},
                                  "", none.name);
@@ -412,7 +444,7 @@ TEST_F(Ownership, ResourcesAreVisibleToTheirOwnerAndTheGroupTheyAreSharedWith) {
   EXPECT_EQ(team.value("owner", ""), other.name);
   // A group member manages the shared volume; the private one stays out of reach.
   EXPECT_EQ(d.ctl({"volume", "delete", "team"}, "", none.name).exitCode, 0);
-  EXPECT_EQ(d.ctl({"volume", "delete", "solo"}, "", none.name).exitCode, 5);
+  EXPECT_EQ(d.ctl({"volume", "delete", "solo"}, "", none.name).exitCode, 4) << "not shared with them: not there for them";
 }
 
 TEST_F(Ownership, RepeatedDenialsAreSlowedDownWithoutSlowingOthers) {
@@ -439,7 +471,7 @@ TEST_F(Ownership, RepeatedDenialsAreSlowedDownWithoutSlowingOthers) {
   bool retryGiven = true;
   std::istringstream lines(burst);
   for (std::string name, retry; lines >> name >> retry;) {
-    if (name == "org.zerobyte.Daemon.NotAuthorized") ++refused;
+    if (name == "org.zerobyte.Daemon.NotFound") ++refused;
     if (name == "org.zerobyte.Daemon.RateLimited") {
       ++limited;
       retryGiven = retryGiven && std::stoi(retry) >= 1;
