@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <fstream>
 #include <string>
 
 #ifndef SYS_pidfd_open
@@ -78,6 +79,20 @@ std::optional<uint64_t> parseStartTime(std::string_view statLine) {
   auto facts = parseStat(statLine);
   if (!facts) return std::nullopt;
   return facts->startTime;
+}
+
+std::optional<uid_t> processRealUid(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("Uid:", 0) != 0) continue;
+    size_t begin = line.find_first_not_of(" \t", 4);
+    if (begin == std::string::npos) return std::nullopt;
+    unsigned long value = 0;
+    auto [end, ec] = std::from_chars(line.data() + begin, line.data() + line.size(), value);
+    if (ec != std::errc()) return std::nullopt;
+    return static_cast<uid_t>(value);
+  }
+  return std::nullopt;
 }
 
 std::optional<uint64_t> processStartTime(pid_t pid) {

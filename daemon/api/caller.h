@@ -19,6 +19,8 @@ std::optional<uint64_t> parseStartTime(std::string_view statLine);
 // The start time of a live process; nullopt when it does not exist or is a zombie (its pid
 // is about to be free for reuse, so nothing should be decided about it).
 std::optional<uint64_t> processStartTime(pid_t pid);
+// The real uid of a process ("Uid:" of /proc/PID/status); nothing when it does not exist.
+std::optional<uid_t> processRealUid(pid_t pid);
 
 // pidfd_open(2) through syscall(2) (glibc 2.36 has no wrapper); an invalid descriptor on failure.
 FileDescriptor openPidfd(pid_t pid);

@@ -207,6 +207,15 @@ void Service::dispatch(const std::string& method, const json& parameters, Reques
                  // A denial is audited and counted even when the caller has gone meanwhile.
                  if (denied) return answerDenied(specPtr->name, *denied, decision, interactive, request);
                  if (!request->alive()) return;
+                 // The resources were looked up by name before the decision, which may have taken minutes (a
+                 // password prompt): what the handler acts on must be what was authorized.
+                 try {
+                   if (!sameResources(checksFor(*specPtr, params, request->caller()), *checks))
+                     throw Error(ErrorCode::Conflict, "the resource changed owner or sharing while the request waited for "
+                                                      "authorization; try again");
+                 } catch (const Error& e) {
+                   return request->fail(e);
+                 }
                  RequestPtr r = request;
                  // Every request that may change something is audited with its outcome.
                  // The action the method needs is the last check (a view of the resource comes first).
@@ -229,6 +238,17 @@ void Service::dispatch(const std::string& method, const json& parameters, Reques
                    r->fail(Error(ErrorCode::Internal, std::string("internal error: ") + e.what()));
                  }
                });
+}
+
+bool Service::sameResources(const std::vector<AccessCheck>& a, const std::vector<AccessCheck>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const Scope &x = a[i].scope, &y = b[i].scope;
+    if (a[i].action != b[i].action || x.resource != y.resource || x.ownerUid != y.ownerUid || x.groupGid != y.groupGid ||
+        x.callerOwns != y.callerOwns)
+      return false;
+  }
+  return true;
 }
 
 std::vector<Service::AccessCheck> Service::checksFor(const MethodSpec& spec, const json& p, const Caller& caller) const {

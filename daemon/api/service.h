@@ -123,6 +123,7 @@ class Service {
   // counted per uid (a token bucket slows repeated denials) and answered with NotAuthorized, or
   // NotFound when the caller may not even see the resource.
   std::vector<AccessCheck> checksFor(const MethodSpec& spec, const nlohmann::json& p, const Caller& caller) const;
+  static bool sameResources(const std::vector<AccessCheck>& a, const std::vector<AccessCheck>& b);
   std::vector<AccessCheck> checksOnTarget(const MethodSpec& spec, const nlohmann::json& p, const Caller& caller) const;
   // Throws RateLimited when `uid` has used up its denials, has too many requests waiting for a decision, or (for
   // requests that may change something) makes changes faster than any person or script needs. Root is exempt.

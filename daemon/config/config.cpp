@@ -49,7 +49,7 @@ constexpr KeySpec kDaemonKeys[] = {
     {"cancel_grace_seconds", "an integer from 1 to 3600"},
     {"log_level", "one of debug, info, notice, warning, error"},
     {"audit_max_age_days", "an integer from 1 to 36500"},
-    {"audit_max_entries", "an integer from 100 to 10000000"},
+    {"audit_max_entries", "an integer from 100 to 1000000"},
 };
 
 constexpr KeySpec kVolumeKeys[] = {
@@ -425,7 +425,8 @@ class Loader {
       } else if (key == "audit_max_age_days") {
         integer(entry, 1, 36500, settings.auditMaxAgeDays);
       } else if (key == "audit_max_entries") {
-        integer(entry, 100, 10000000, settings.auditMaxEntries);
+        // At most ~200 MB of the store's 1 GiB map: a full map would stop every write, jobs included.
+        integer(entry, 100, 1000000, settings.auditMaxEntries);
       } else if (key == "job_history") {
         integer(entry, 1, 100000, settings.jobHistory);
       } else if (key == "cancel_grace_seconds") {

@@ -70,6 +70,9 @@ std::optional<api::Caller> identifyPeer(int fd, std::string* why) {
     pidfd = api::openPidfd(cred.pid);
     auto after = api::processStartTime(cred.pid);
     if (before && after && *before == *after && (!pidfd.valid() || api::pidfdAlive(pidfd.get()))) startTime = after;
+    // A pid reused before accept ran names another process on both sides of the pidfd: it must at least be the
+    // client's user, or polkit would be asked about someone else's process (and session).
+    if (startTime && api::processRealUid(cred.pid) != std::optional<uid_t>(cred.uid)) startTime.reset();
   }
   if (!startTime) {
     *why = "the client process " + std::to_string(cred.pid) + " exited before it could be identified";

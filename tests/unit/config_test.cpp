@@ -325,7 +325,7 @@ TEST(ConfigErrors, AuditBoundsAreCheckedAtTheirLimits) {
   EXPECT_EQ(loadString("daemon: {audit_max_age_days: 1}\n", "z").daemon.auditMaxAgeDays, 1u);
   EXPECT_EQ(loadString("daemon: {audit_max_age_days: 36500}\n", "z").daemon.auditMaxAgeDays, 36500u);
   EXPECT_EQ(loadString("daemon: {audit_max_entries: 100}\n", "z").daemon.auditMaxEntries, 100u);
-  EXPECT_EQ(loadString("daemon: {audit_max_entries: 10000000}\n", "z").daemon.auditMaxEntries, 10000000u);
+  EXPECT_EQ(loadString("daemon: {audit_max_entries: 1000000}\n", "z").daemon.auditMaxEntries, 1000000u);
   EXPECT_EQ(onlyDiagnostic("daemon:\n"
                            "  audit_max_age_days: 0\n"),
             "zerobyte.yaml:2:23: daemon.audit_max_age_days: expected an integer from 1 to 36500, got \"0\"");
@@ -334,10 +334,10 @@ TEST(ConfigErrors, AuditBoundsAreCheckedAtTheirLimits) {
             "zerobyte.yaml:2:23: daemon.audit_max_age_days: expected an integer from 1 to 36500, got \"36501\"");
   EXPECT_EQ(onlyDiagnostic("daemon:\n"
                            "  audit_max_entries: 99\n"),
-            "zerobyte.yaml:2:22: daemon.audit_max_entries: expected an integer from 100 to 10000000, got \"99\"");
-  for (std::string_view value : {"10000001", "-1", "1e6", "lots", "99999999999"})
+            "zerobyte.yaml:2:22: daemon.audit_max_entries: expected an integer from 100 to 1000000, got \"99\"");
+  for (std::string_view value : {"1000001", "-1", "1e6", "lots", "99999999999"})
     EXPECT_TRUE(contains(onlyDiagnostic("daemon: {audit_max_entries: " + std::string(value) + "}\n"),
-                         "zerobyte.yaml:1:29: daemon.audit_max_entries: expected an integer from 100 to 10000000"))
+                         "zerobyte.yaml:1:29: daemon.audit_max_entries: expected an integer from 100 to 1000000"))
         << value;
 }
 

@@ -151,6 +151,27 @@ TEST(CallerStartTime, NoneForAPidThatDoesNotExistOrAZombie) {
   EXPECT_FALSE(processStartTime(child.pid())) << "a zombie's pid is about to be reused";
 }
 
+TEST(CallerRealUid, IsTheUidOfTheProcessAndNothingForAPidThatDoesNotExist) {
+  EXPECT_EQ(processRealUid(::getpid()), std::optional<uid_t>(::getuid()));
+  EXPECT_FALSE(processRealUid(1 << 23));
+  if (::getuid() != 0) GTEST_SKIP() << "needs root to start a child as another user";
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0) _exit(1);
+    pause();
+    _exit(0);
+  }
+  ASSERT_GT(pid, 0);
+  std::optional<uid_t> seen;
+  for (int i = 0; i < 200 && seen != std::optional<uid_t>(65534); ++i) {
+    seen = processRealUid(pid);
+    if (seen != std::optional<uid_t>(65534)) usleep(5000);
+  }
+  EXPECT_EQ(seen, std::optional<uid_t>(65534));
+  ::kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+}
+
 // ---- processAlive ----
 
 TEST(CallerProcessAlive, WithAPidfdTrueWhileTheChildRunsAndFalseOnceItExited) {
