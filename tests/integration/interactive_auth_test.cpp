@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <grp.h>
 #include <poll.h>
 #include <pty.h>
@@ -394,6 +395,11 @@ class InteractiveAuth : public testing::Test {
  protected:
   void SetUp() override {
     m_none = zbtest::roleUser("none").name;
+    // zbt-authadmin is one user for the whole machine and gets a new password per test: tests that run in
+    // parallel processes (ctest -j) take turns, or one would change the password another is typing.
+    m_lock = ::open("/tmp/zbt-authadmin.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    ASSERT_GE(m_lock, 0);
+    ASSERT_EQ(::flock(m_lock, LOCK_EX), 0);
     m_adminPassword = randomPassword();
     zbtest::userWithPassword(kAuthAdmin, m_adminPassword);
 
@@ -439,6 +445,8 @@ class InteractiveAuth : public testing::Test {
       zbtest::disownProcess(m_polkit->polkitdPid());
     }
     m_polkit.reset();
+    if (m_lock >= 0) ::close(m_lock);  // releases the flock
+    m_lock = -1;
   }
 
   std::unique_ptr<TerminalSession> revealAsNone(std::vector<std::string> extra = {}) {
@@ -465,6 +473,7 @@ class InteractiveAuth : public testing::Test {
   std::string m_rootReveal;
   std::unique_ptr<zbtest::PolkitEnvironment> m_polkit;
   std::unique_ptr<Daemon> m_daemon;
+  int m_lock = -1;  // held from SetUp to TearDown: see SetUp
 };
 
 // Without a terminal zbt-none is refused; the refusal asks for authentication (polkit answered
