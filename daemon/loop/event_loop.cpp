@@ -54,13 +54,19 @@ void EventLoop::post(std::function<void()> fn) {
             [](sd_event_source* s, void* userdata) -> int {
               auto* f = static_cast<std::function<void()>*>(userdata);
               guarded("posted", *f);
-              sd_event_source_disable_unref(s);  // frees the holder through the destroy callback
+              // Drops the loop's (floating) reference: the source goes once dispatching is over, and the
+              // holder with it through the destroy callback.
+              sd_event_source_disable_unref(s);
               return 0;
             },
             holder.get()),
         "cannot post to the event loop");
   sd_event_source_set_destroy_callback(source, [](void* userdata) { delete static_cast<std::function<void()>*>(userdata); });
   holder.release();  // owned by the source now (destroy callback)
+  // Owned by the loop until it runs: work still posted when the loop ends is freed with the loop, rather than
+  // keeping the loop (and whatever the work holds) alive for ever.
+  sd_event_source_set_floating(source, 1);
+  sd_event_source_unref(source);
 }
 
 Source::~Source() {
