@@ -765,9 +765,7 @@ TEST(ZerobytectlPolkitAgent, OnATerminalWithoutPolkitOrWithoutPkttyagentTheComma
 }
 
 TEST(ZerobytectlPolkitAgent, OnATerminalTheRealDaemonInPolkitModeAcceptsTheInteractiveCalls) {
-  zbtest::PolkitEnvironment polkit;
-  zbtest::ownProcess(polkit.busPid());
-  zbtest::ownProcess(polkit.polkitdPid());
+  zbtest::OwnedPolkitEnvironment polkit;
   Daemon::Options options;
   options.extraDaemonSettings = "  authorization: polkit\n";
   options.extraEnvironment = {polkit.environmentEntry()};

@@ -747,6 +747,16 @@ void ownProcess(pid_t pid) { ownChildren().insert(pid); }
 
 void disownProcess(pid_t pid) { ownChildren().erase(pid); }
 
+OwnedPolkitEnvironment::OwnedPolkitEnvironment(PolkitEnvironmentOptions options) : PolkitEnvironment(std::move(options)) {
+  ownProcess(busPid());
+  ownProcess(polkitdPid());
+}
+
+OwnedPolkitEnvironment::~OwnedPolkitEnvironment() {
+  disownProcess(busPid());
+  disownProcess(polkitdPid());
+}
+
 CommandResult run(const std::vector<std::string>& argv, const std::string& input) { return execute(argv, {}, input, kRunTimeoutMs); }
 
 void makeTree(const std::string& root, size_t files) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "common/varlink_client.h"
+#include "tests/support/polkit_env.h"
 
 #include <nlohmann/json.hpp>
 #include <sys/types.h>
@@ -112,6 +113,14 @@ std::vector<pid_t> adoptedProcesses();
 void ownProcess(pid_t pid);
 // After the test reaped it.
 void disownProcess(pid_t pid);
+
+// A PolkitEnvironment whose dbus-daemon and polkitd the harness counts as the test's own for as long as it
+// lives, so that reaping a dead daemon's orphans leaves them alone.
+class OwnedPolkitEnvironment : public PolkitEnvironment {
+ public:
+  explicit OwnedPolkitEnvironment(PolkitEnvironmentOptions options = {});
+  ~OwnedPolkitEnvironment();
+};
 // Runs a program (absolute path) with args, returns exit code and output. Bounded (killed after 300 s).
 CommandResult run(const std::vector<std::string>& argv, const std::string& input = "");
 

@@ -405,9 +405,7 @@ class InteractiveAuth : public testing::Test {
 
     zbtest::PolkitEnvironmentOptions polkitOptions;
     polkitOptions.extraRules = {{kAdminIdentityRulesName, kAdminIdentityRules}};
-    m_polkit = std::make_unique<zbtest::PolkitEnvironment>(polkitOptions);
-    zbtest::ownProcess(m_polkit->busPid());
-    zbtest::ownProcess(m_polkit->polkitdPid());
+    m_polkit = std::make_unique<zbtest::OwnedPolkitEnvironment>(polkitOptions);
 
     Daemon::Options options;
     options.extraEnvironment = {m_polkit->environmentEntry()};
@@ -440,10 +438,6 @@ class InteractiveAuth : public testing::Test {
   void TearDown() override {
     if (m_daemon) m_daemon->stop();
     m_daemon.reset();
-    if (m_polkit) {
-      zbtest::disownProcess(m_polkit->busPid());
-      zbtest::disownProcess(m_polkit->polkitdPid());
-    }
     m_polkit.reset();
     if (m_lock >= 0) ::close(m_lock);  // releases the flock
     m_lock = -1;
@@ -471,7 +465,7 @@ class InteractiveAuth : public testing::Test {
   std::string m_none;
   std::string m_adminPassword;
   std::string m_rootReveal;
-  std::unique_ptr<zbtest::PolkitEnvironment> m_polkit;
+  std::unique_ptr<zbtest::OwnedPolkitEnvironment> m_polkit;
   std::unique_ptr<Daemon> m_daemon;
   int m_lock = -1;  // held from SetUp to TearDown: see SetUp
 };

@@ -128,9 +128,7 @@ class AccessModel : public testing::TestWithParam<Mode> {
     zbtest::roleUsers();
     Daemon::Options options;
     if (GetParam() == Mode::Polkit) {
-      m_polkit = std::make_unique<zbtest::PolkitEnvironment>();
-      zbtest::ownProcess(m_polkit->busPid());
-      zbtest::ownProcess(m_polkit->polkitdPid());
+      m_polkit = std::make_unique<zbtest::OwnedPolkitEnvironment>();
       options.extraEnvironment = {m_polkit->environmentEntry()};
       options.extraDaemonSettings = "  authorization: polkit\n";
     } else {
@@ -152,10 +150,6 @@ class AccessModel : public testing::TestWithParam<Mode> {
   void TearDown() override {
     if (m_daemon) m_daemon->stop();
     m_daemon.reset();
-    if (m_polkit) {
-      zbtest::disownProcess(m_polkit->busPid());
-      zbtest::disownProcess(m_polkit->polkitdPid());
-    }
     m_polkit.reset();
   }
 
@@ -167,7 +161,7 @@ class AccessModel : public testing::TestWithParam<Mode> {
     return jobs.empty() ? json() : jobs[0];
   }
 
-  std::unique_ptr<zbtest::PolkitEnvironment> m_polkit;
+  std::unique_ptr<zbtest::OwnedPolkitEnvironment> m_polkit;
   std::unique_ptr<Daemon> m_daemon;
 };
 
@@ -509,22 +503,16 @@ TEST(AuthorizationMode, AutoPicksPolkitWhenItIsThereAndTheGroupsWhenNot) {
     EXPECT_EQ(daemon.ctl({"audit"}, "", zbtest::roleUser("none").name).exitCode, 5);
   }
   {
-    zbtest::PolkitEnvironment polkit;
-    zbtest::ownProcess(polkit.busPid());
-    zbtest::ownProcess(polkit.polkitdPid());
+    zbtest::OwnedPolkitEnvironment polkit;
     Daemon::Options options;
     options.extraDaemonSettings = "  authorization: auto\n";
     options.extraEnvironment = {polkit.environmentEntry()};
-    {
-      Daemon daemon(options);
-      daemon.start();
-      EXPECT_EQ(daemon.ctlJson({"status"}).value("authorization", ""), "polkit");
-      EXPECT_TRUE(contains(daemon.log(), "authorization: polkit")) << daemon.log();
-      EXPECT_EQ(daemon.ctl({"audit"}, "", zbtest::roleUser("admin").name).exitCode, 0);
-      EXPECT_EQ(daemon.ctl({"audit"}, "", zbtest::roleUser("operator").name).exitCode, 5);
-    }
-    zbtest::disownProcess(polkit.busPid());
-    zbtest::disownProcess(polkit.polkitdPid());
+    Daemon daemon(options);
+    daemon.start();
+    EXPECT_EQ(daemon.ctlJson({"status"}).value("authorization", ""), "polkit");
+    EXPECT_TRUE(contains(daemon.log(), "authorization: polkit")) << daemon.log();
+    EXPECT_EQ(daemon.ctl({"audit"}, "", zbtest::roleUser("admin").name).exitCode, 0);
+    EXPECT_EQ(daemon.ctl({"audit"}, "", zbtest::roleUser("operator").name).exitCode, 5);
   }
 }
 
