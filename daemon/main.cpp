@@ -12,6 +12,7 @@
 #include "daemon/restic/restic.h"
 #include "daemon/secrets/vault.h"
 #include "daemon/store/store.h"
+#include "daemon/dbus/bus_service.h"
 #include "daemon/varlink/server.h"
 
 #include <systemd/sd-daemon.h>
@@ -208,8 +209,11 @@ int main(int argc, char** argv) {
     api::ServiceSettings settings{stateDir, cacheDir, restic, version->text, config.daemon.jobHistory, config.daemon.cancelGraceSeconds};
     api::Service service(loop, runner, store, vault, *authorizer, settings);
     service.setDeclared(config);
+    service.setRoleGroups(roleGroupsOf(config.daemon));
     service.auditLog().setLimits(config.daemon.auditMaxAgeDays, config.daemon.auditMaxEntries);
     log::info("authorization: " + authorizer->describe());
+    // The D-Bus API: the same service layer as the socket, on its own connection (started below).
+    dbus::BusService bus(loop, service, config.daemon.finishedJobSeconds);
 
     int listenFd = -1;
     bool ownSocket = false;
@@ -242,7 +246,10 @@ int main(int argc, char** argv) {
                                                        : "Running " + std::to_string(running) + " job(s), " + std::to_string(queued) + " queued";
       notify("STATUS=" + status);
     };
-    service.onJobsChanged = updateStatus;
+    service.onJobsChanged = [&] {
+      updateStatus();
+      bus.jobsChanged();
+    };
 
     bool stopping = false;
     std::unique_ptr<loop::TimerSource> forceExit;
@@ -268,6 +275,9 @@ int main(int argc, char** argv) {
         service.setDeclared(fresh);
         service.setSettings(fresh.daemon.jobHistory, fresh.daemon.cancelGraceSeconds);
         if (groupAuthorizer) groupAuthorizer->setGroups(roleGroupsOf(fresh.daemon));
+        service.setRoleGroups(roleGroupsOf(fresh.daemon));
+        bus.setFinishedJobSeconds(fresh.daemon.finishedJobSeconds);
+        if (fresh.daemon.dbus != config.daemon.dbus) log::notice("the dbus setting takes effect at the next start");
         service.auditLog().setLimits(fresh.daemon.auditMaxAgeDays, fresh.daemon.auditMaxEntries);
         if (fresh.daemon.authorization != config.daemon.authorization)
           log::notice("the authorization mode takes effect at the next start");
@@ -290,6 +300,10 @@ int main(int argc, char** argv) {
     });
 
     service.recover();
+    if (config.daemon.dbus)
+      bus.start();
+    else
+      log::info("the D-Bus API is off (daemon.dbus: off in " + options->configPath + ")");
     notify("READY=1");
     updateStatus();
     int r = loop.run();

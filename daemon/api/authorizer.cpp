@@ -90,7 +90,9 @@ std::string GroupAuthorizer::describe() const {
   return "groups: root and " + m_groups.admins + " are admins, " + m_groups.operators + " operators, " + m_groups.viewers + " viewers";
 }
 
-Role GroupAuthorizer::roleOf(uid_t uid) const {
+Role GroupAuthorizer::roleOf(uid_t uid) const { return roleOfUser(uid, m_groups); }
+
+Role roleOfUser(uid_t uid, const RoleGroups& roles) {
   if (uid == 0) return Role::Admin;
   auto groups = users::groupsOf(uid);
   auto in = [&](const std::string& name) {
@@ -98,9 +100,9 @@ Role GroupAuthorizer::roleOf(uid_t uid) const {
     auto gid = users::groupId(name);
     return gid && std::find(groups.begin(), groups.end(), *gid) != groups.end();
   };
-  if (in(m_groups.admins)) return Role::Admin;
-  if (in(m_groups.operators)) return Role::Operator;
-  if (in(m_groups.viewers)) return Role::Viewer;
+  if (in(roles.admins)) return Role::Admin;
+  if (in(roles.operators)) return Role::Operator;
+  if (in(roles.viewers)) return Role::Viewer;
   return Role::None;
 }
 

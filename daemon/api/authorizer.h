@@ -76,6 +76,8 @@ struct RoleGroups {
 //   manage: own resources (and creating new ones): everyone;
 //   mount, manage-hooks, export-secret, admin: admins only.
 bool allowedByRole(Role role, Action action, const Scope& scope);
+// A user's role from their groups (root is always admin).
+Role roleOfUser(uid_t uid, const RoleGroups& groups);
 
 // Asynchronous by contract: polkit answers later, never while the caller waits in the loop.
 class Authorizer {

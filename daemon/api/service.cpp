@@ -341,7 +341,25 @@ void Service::setDeclared(const config::Config& config) {
       if (d.name == r.name)
         log::warning("repository \"" + r.name + "\" is declared in " + config.sourcePath +
                      " and also exists in the state directory; the declared one is used");
+  resourcesChanged();
 }
+
+void Service::resourcesChanged() {
+  if (onResourcesChanged) onResourcesChanged();
+}
+
+void Service::setRoleGroups(RoleGroups groups) { m_roleGroups = std::move(groups); }
+
+template <typename Resource>
+bool Service::mayViewNowOf(const Caller& caller, const Resource& resource) const {
+  if (caller.uid == 0) return true;
+  auto groups = users::groupsOf(caller.uid);
+  return allowedByRole(roleOfUser(caller.uid, m_roleGroups), Action::View, scopeOf(resource, caller, groups));
+}
+
+bool Service::mayViewNow(const Caller& caller, const core::Volume& v) const { return mayViewNowOf(caller, v); }
+bool Service::mayViewNow(const Caller& caller, const core::Repository& r) const { return mayViewNowOf(caller, r); }
+bool Service::mayViewNow(const Caller& caller, const core::Job& j) const { return mayViewNowOf(caller, j); }
 
 void Service::setSettings(unsigned jobHistory, unsigned cancelGraceSeconds) {
   m_settings.jobHistory = jobHistory;
@@ -484,6 +502,7 @@ void Service::createVolume(const json& p, const RequestPtr& r) {
     txn.put(v);
     txn.commit();
     log::info("volume \"" + name + "\" (" + path + ") created by uid " + std::to_string(r->caller().uid));
+    resourcesChanged();
     r->reply({{"volume", toJson(v)}});
   });
 }
@@ -511,6 +530,7 @@ void Service::deleteVolume(const json& p, const RequestPtr& r) {
   txn.eraseVolume(v.id);
   txn.commit();
   log::info("volume \"" + v.name + "\" deleted by uid " + std::to_string(r->caller().uid));
+  resourcesChanged();
   r->reply(json::object());
 }
 
@@ -628,6 +648,7 @@ void Service::deleteRepository(const json& p, const RequestPtr& r) {
   txn.eraseRepository(repo.id);
   txn.commit();
   log::info("repository \"" + repo.name + "\" removed by uid " + std::to_string(r->caller().uid) + "; its data at " + repo.path + " is untouched");
+  resourcesChanged();
   r->reply(json::object());
 }
 

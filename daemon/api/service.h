@@ -67,6 +67,28 @@ class Service {
   // Called whenever a job starts or ends (for sd_notify STATUS=).
   std::function<void()> onJobsChanged;
 
+  // For the D-Bus objects, which mirror the resources and jobs (daemon/dbus).
+  std::vector<core::Volume> volumes() const { return allVolumes(); }
+  std::vector<core::Repository> repositories() const { return allRepositories(); }
+  std::optional<core::Job> job(uint64_t id) const { return findJob(id); }
+  std::optional<size_t> snapshotCount(const std::string& repositoryId) const { return cachedSnapshotCount(repositoryId); }
+  const ServiceSettings& settings() const { return m_settings; }
+  const Authorizer& authorizer() const { return m_authorizer; }
+  // For reads that must be answered at once and cannot wait for polkit (D-Bus property reads):
+  // may the caller view this, by the role rule that the shipped polkit rules apply too
+  // (allowedByRole; docs/architecture.md says why).
+  bool mayViewNow(const Caller& caller, const core::Volume& volume) const;
+  bool mayViewNow(const Caller& caller, const core::Repository& repository) const;
+  bool mayViewNow(const Caller& caller, const core::Job& job) const;
+  // The groups of the roles (daemon.viewer_group …), for mayViewNow.
+  void setRoleGroups(RoleGroups groups);
+  // Called when volumes or repositories were added or removed, or a repository's snapshot list changed;
+  // before the reply of the request that did it.
+  std::function<void()> onResourcesChanged;
+  // Called when a job is registered (before the reply that names it), changes state, makes progress (at most
+  // 4 times a second) and ends.
+  std::function<void(const core::Job&)> onJobChanged;
+
   struct MethodSpec;
   // One authorization a request needs: an action on a scope.
   struct AccessCheck {
@@ -141,6 +163,10 @@ class Service {
   // Decisions inside handlers, never interactive: may the caller see everyone's resources; is it an admin.
   void whenAllowed(const RequestPtr& r, Action action, const Scope& scope, std::function<void(bool)> then);
 
+  void resourcesChanged();
+  template <typename Resource>
+  bool mayViewNowOf(const Caller& caller, const Resource& resource) const;
+
   // Lookups
   std::vector<core::Volume> allVolumes() const;
   std::vector<core::Repository> allRepositories() const;
@@ -213,6 +239,7 @@ class Service {
   std::map<uid_t, core::TokenBucket> m_changes;
   std::map<uid_t, unsigned> m_checksInFlight;
   ServiceSettings m_settings;
+  RoleGroups m_roleGroups;
   core::Timestamp m_startTime;
   std::vector<core::Volume> m_declaredVolumes;
   std::vector<core::Repository> m_declaredRepositories;

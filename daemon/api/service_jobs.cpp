@@ -140,7 +140,9 @@ Service::ActiveJob& Service::registerJob(core::Job job, const core::Repository& 
   active->job = std::move(job);
   active->repository = repository;
   active->onFinished = std::move(onFinished);
-  return *m_jobs.emplace(id, std::move(active)).first->second;
+  ActiveJob& registered = *m_jobs.emplace(id, std::move(active)).first->second;
+  if (onJobChanged) onJobChanged(registered.job);
+  return registered;
 }
 
 uint64_t Service::submitJob(core::Job job, const core::Repository& repository, std::optional<std::string> passwordOverride,
@@ -260,7 +262,7 @@ void Service::onJobStderr(ActiveJob& a, std::string_view line) {
 void Service::pushProgress(ActiveJob& a, bool force) {
   a.followers.erase(std::remove_if(a.followers.begin(), a.followers.end(), [](const RequestPtr& f) { return !f->alive(); }),
                     a.followers.end());
-  if (a.followers.empty()) return;
+  if (a.followers.empty() && !onJobChanged) return;
   uint64_t nowUsec = loop::EventLoop::nowUsec();
   if (!force && nowUsec - a.lastPushUsec < kPushIntervalUsec) {
     if (!a.pushTimer) {
@@ -277,8 +279,11 @@ void Service::pushProgress(ActiveJob& a, bool force) {
     return;
   }
   a.lastPushUsec = nowUsec;
-  json reply = {{"job", toJson(a.job)}};
-  for (auto& f : a.followers) f->replyMore(reply);
+  if (!a.followers.empty()) {
+    json reply = {{"job", toJson(a.job)}};
+    for (auto& f : a.followers) f->replyMore(reply);
+  }
+  if (onJobChanged) onJobChanged(a.job);
 }
 
 void Service::persist(const core::Job& job) {
@@ -353,6 +358,7 @@ void Service::completeJob(uint64_t id) {
   for (auto& f : a.followers)
     if (f->alive()) f->reply(final);
   a.followers.clear();
+  if (onJobChanged) onJobChanged(j);
   std::unique_ptr<ActiveJob> done = std::move(it->second);
   m_jobs.erase(it);
   if (success && (j.operation == core::JobOperation::Backup || j.operation == core::JobOperation::Forget))
@@ -360,6 +366,7 @@ void Service::completeJob(uint64_t id) {
   if (done->onFinished) done->onFinished(*done, success);
   m_store.trimJobs(m_settings.jobHistory);
   if (onJobsChanged) onJobsChanged();
+  resourcesChanged();
   checkShutdownDone();
 }
 

@@ -85,6 +85,7 @@ void Service::refreshSnapshots(const core::Repository& repository,
     }
     auto waiting = std::move(m_snapshotRefreshes[id]);
     m_snapshotRefreshes.erase(id);
+    if (!error) resourcesChanged();
     for (auto& w : waiting) w(error, snapshots);
   };
   runTask(task);

@@ -47,6 +47,8 @@ constexpr KeySpec kDaemonKeys[] = {
     {"admin_group", "a Unix group name"},
     {"job_history", "an integer from 1 to 100000"},
     {"cancel_grace_seconds", "an integer from 1 to 3600"},
+    {"finished_job_seconds", "an integer from 0 to 86400"},
+    {"dbus", "one of auto, off"},
     {"log_level", "one of debug, info, notice, warning, error"},
     {"audit_max_age_days", "an integer from 1 to 36500"},
     {"audit_max_entries", "an integer from 100 to 1000000"},
@@ -67,6 +69,7 @@ constexpr KeySpec kRepositoryKeys[] = {
 
 constexpr std::string_view kLogLevels[] = {"debug", "info", "notice", "warning", "error"};
 constexpr std::string_view kAuthorizationModes[] = {"auto", "polkit", "groups"};
+constexpr std::string_view kDbusModes[] = {"auto", "off"};
 constexpr size_t kMaxGroupNameLength = 32;
 constexpr size_t kMaxCredentialNameLength = 255;
 constexpr std::string_view kDeclaredIdPrefix = "cfg-";
@@ -431,6 +434,10 @@ class Loader {
         integer(entry, 1, 100000, settings.jobHistory);
       } else if (key == "cancel_grace_seconds") {
         integer(entry, 1, 3600, settings.cancelGraceSeconds);
+      } else if (key == "finished_job_seconds") {
+        integer(entry, 0, 86400, settings.finishedJobSeconds);
+      } else if (key == "dbus") {
+        if (auto text = oneOf(entry, kDbusModes)) settings.dbus = *text == "auto";
       } else if (key == "log_level") {
         if (auto text = oneOf(entry, kLogLevels)) settings.logLevel = *text;
       }

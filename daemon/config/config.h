@@ -33,6 +33,10 @@ struct DaemonSettings {
   unsigned auditMaxEntries = 100000;
   unsigned jobHistory = 1000;                // finished jobs kept
   unsigned cancelGraceSeconds = 10;          // SIGTERM, then SIGKILL after this
+  // D-Bus: a finished job's object stays on the bus this long.
+  unsigned finishedJobSeconds = 300;
+  // Serve org.zerobyte.Daemon1 on the system bus ("auto": when there is one, reconnecting when it comes back).
+  bool dbus = true;
   std::string logLevel = "info";             // debug, info, notice, warning, error
 };
 

@@ -1,0 +1,320 @@
+// The objects on the bus, the clients talking to them, and calls waiting for the service layer.
+#include "daemon/dbus/object_tree.h"
+
+#include "common/names.h"
+#include "daemon/api/service.h"
+#include "daemon/dbus/objects.h"
+#include "daemon/log/log.h"
+
+#include <algorithm>
+
+namespace zerobyte::dbus {
+
+using nlohmann::json;
+
+namespace {
+
+// A bound on the clients whose identity is remembered (each leaves a NameOwnerChanged we act on;
+// this only guards against a bus that never tells).
+constexpr size_t kMaxPeers = 4096;
+constexpr std::string_view kNoInteraction = "auth.no_user_interaction";
+
+// A request of the service layer that came over the bus.
+class BusRequest : public api::Request {
+ public:
+  BusRequest(api::Caller caller, std::weak_ptr<Peers> peers, std::weak_ptr<CallTable> calls, uint64_t id)
+      : m_caller(std::move(caller)), m_peers(std::move(peers)), m_calls(std::move(calls)), m_id(id) {}
+  const api::Caller& caller() const override { return m_caller; }
+  bool wantsMore() const override { return false; }
+  void replyMore(json) override {}
+  void reply(json parameters) override {
+    if (auto calls = m_calls.lock()) calls->finish(m_id, &parameters, nullptr);
+  }
+  void fail(const Error& error) override {
+    if (auto calls = m_calls.lock()) calls->finish(m_id, nullptr, &error);
+  }
+  bool alive() const override {
+    auto peers = m_peers.lock();
+    return peers && m_calls.lock() && peers->present(m_caller.busName);
+  }
+  void onGone(std::function<void()> callback) override {
+    if (auto peers = m_peers.lock()) peers->onGone(m_caller.busName, std::move(callback));
+  }
+
+ private:
+  api::Caller m_caller;
+  std::weak_ptr<Peers> m_peers;
+  std::weak_ptr<CallTable> m_calls;
+  uint64_t m_id;
+};
+
+}  // namespace
+
+std::string managerPath() { return std::string(kObjectRoot) + "/Manager"; }
+std::string volumePath(const std::string& id) { return std::string(kObjectRoot) + "/volumes/" + encodePathElement(id); }
+std::string repositoryPath(const std::string& id) { return std::string(kObjectRoot) + "/repositories/" + encodePathElement(id); }
+std::string jobPath(uint64_t id) { return std::string(kObjectRoot) + "/jobs/" + std::to_string(id); }
+
+sdbus::Error toBusError(const Error& error) { return sdbus::Error(dbusErrorName(error.code()), error.what()); }
+
+// ---- CallTable ----
+
+uint64_t CallTable::add(Answer answer) {
+  uint64_t id = m_next++;
+  m_calls.emplace(id, std::move(answer));
+  return id;
+}
+
+void CallTable::finish(uint64_t id, const json* reply, const Error* error) {
+  auto it = m_calls.find(id);
+  if (it == m_calls.end()) return;
+  Answer answer = std::move(it->second);
+  m_calls.erase(it);
+  answer(reply, error);
+}
+
+// ---- Peers ----
+
+std::optional<api::Caller> Peers::callerOf(const std::string& sender) const {
+  auto it = m_callers.find(sender);
+  if (it == m_callers.end()) return std::nullopt;
+  return it->second;
+}
+
+void Peers::remember(const std::string& sender, api::Caller caller) {
+  if (m_callers.size() >= kMaxPeers) m_callers.erase(m_callers.begin());
+  m_callers[sender] = std::move(caller);
+}
+
+void Peers::onGone(const std::string& sender, std::function<void()> callback) {
+  if (!present(sender)) return callback();
+  m_goneCallbacks[sender].push_back(std::move(callback));
+}
+
+void Peers::gone(const std::string& sender) {
+  m_callers.erase(sender);
+  auto it = m_goneCallbacks.find(sender);
+  if (it == m_goneCallbacks.end()) return;
+  auto callbacks = std::move(it->second);
+  m_goneCallbacks.erase(it);
+  for (auto& c : callbacks) c();
+}
+
+// ---- ObjectTree ----
+
+ObjectTree::ObjectTree(sdbus::IConnection& connection, loop::EventLoop& loop, api::Service& service, unsigned finishedJobSeconds)
+    : m_connection(connection), m_loop(loop), m_service(service), m_finishedJobSeconds(finishedJobSeconds) {
+  m_manager = std::make_unique<ManagerObject>(*this);
+  reconcile();
+}
+
+ObjectTree::~ObjectTree() {
+  // Calls first: their results refer to the connection.
+  m_calls.reset();
+  m_jobRemovals.clear();
+  m_jobs.clear();
+  m_repositories.clear();
+  m_volumes.clear();
+  m_manager.reset();
+}
+
+void ObjectTree::noteIncoming(sdbus::Message& message) {
+  std::string sender = message.getSender();
+  m_peers->setCurrent({sender, message.getMemberName()});
+  m_readDecisions.clear();
+  if (sender.empty() || m_peers->present(sender)) return;
+  // Only calls to our own objects need to know who sends them.
+  std::string path = message.getPath();
+  if (path.rfind(kObjectRoot, 0) != 0) return;
+  try {
+    api::Caller caller;
+    caller.transport = "dbus";
+    caller.busName = sender;
+    // From the bus daemon (GetConnectionCredentials), asked once per client.
+    caller.uid = message.getCredsUid();
+    caller.gid = message.getCredsGid();
+    caller.pid = message.getCredsPid();
+    m_peers->remember(sender, std::move(caller));
+  } catch (const sdbus::Error& e) {
+    log::debug("the bus cannot tell who " + sender + " is (" + e.getMessage() + "); its calls are refused");
+  }
+}
+
+void ObjectTree::nameLost(const std::string& name) {
+  for (auto& [id, job] : m_jobs) job->forgetWatcher(name);
+  m_peers->gone(name);
+}
+
+bool ObjectTree::readableBy(bool allowed) {
+  const auto& current = m_peers->current();
+  if (!allowed && current.member == "Get")
+    throw sdbus::Error(dbusErrorName(ErrorCode::NotFound), "no such object; see Manager.ListVolumes, ListRepositories and ListJobs");
+  return allowed;
+}
+
+void ObjectTree::asNobody(const std::function<void()>& emit) {
+  Peers::Current saved = m_peers->current();
+  auto savedDecisions = std::move(m_readDecisions);
+  m_peers->clearCurrent();
+  m_readDecisions.clear();
+  try {
+    emit();
+  } catch (...) {
+    m_peers->setCurrent(std::move(saved));
+    m_readDecisions = std::move(savedDecisions);
+    throw;
+  }
+  m_peers->setCurrent(std::move(saved));
+  m_readDecisions = std::move(savedDecisions);
+}
+
+template <typename Resource>
+bool ObjectTree::decideRead(const std::string& key, const Resource& resource) {
+  auto [it, inserted] = m_readDecisions.try_emplace(key, false);
+  if (inserted) {
+    auto caller = m_peers->callerOf(m_peers->current().sender);
+    it->second = caller && m_service.mayViewNow(*caller, resource);
+  }
+  return readableBy(it->second);
+}
+
+bool ObjectTree::readable(const core::Volume& volume) { return decideRead("volume " + volume.id, volume); }
+
+bool ObjectTree::readable(const core::Repository& repository) { return decideRead("repository " + repository.id, repository); }
+
+bool ObjectTree::readable(const core::Job& job) {
+  bool allowed = decideRead("job " + std::to_string(job.id), job);
+  if (allowed)
+    if (auto it = m_jobs.find(job.id); it != m_jobs.end()) it->second->addWatcher(m_peers->current().sender);
+  return allowed;
+}
+
+void ObjectTree::callWith(std::string_view method, json params, const Vardict& options, CallTable::Answer answer) {
+  const std::string sender = m_peers->current().sender;
+  auto caller = m_peers->callerOf(sender);
+  if (!caller) throw sdbus::Error(dbusErrorName(ErrorCode::NotAuthorized), "the bus could not tell who is calling");
+  bool interactive = true;
+  for (const auto& [key, value] : options) {
+    if (key == kNoInteraction) {
+      json v = fromVariant(value, key);
+      if (!v.is_boolean()) throw Error(ErrorCode::InvalidParameter, "option \"auth.no_user_interaction\" must be a boolean (b)", {{"parameter", key}});
+      interactive = !v.get<bool>();
+      continue;
+    }
+    if (key == "allow_interactive_authentication" || params.contains(key))
+      throw Error(ErrorCode::InvalidParameter, "option \"" + key + "\" is not an option of " + std::string(method), {{"parameter", key}});
+    params[key] = fromVariant(value, key);
+  }
+  params["allow_interactive_authentication"] = interactive;
+  uint64_t id = m_calls->add(std::move(answer));
+  auto request = std::make_shared<BusRequest>(*caller, m_peers, m_calls, id);
+  try {
+    m_service.dispatch(std::string(method), params, request);
+  } catch (const Error& e) {
+    request->fail(e);
+  } catch (const std::exception& e) {
+    log::error(std::string("internal error in ") + std::string(method) + " over D-Bus: " + e.what());
+    request->fail(Error(ErrorCode::Internal, std::string("internal error: ") + e.what()));
+  }
+}
+
+void ObjectTree::reconcile() {
+  // Volumes
+  std::map<std::string, core::Volume> volumes;
+  for (auto& v : m_service.volumes()) volumes.emplace(v.id, std::move(v));
+  for (auto it = m_volumes.begin(); it != m_volumes.end();) {
+    if (volumes.count(it->first)) {
+      it->second->update(volumes[it->first]);
+      ++it;
+      continue;
+    }
+    asNobody([&] { it->second->emitInterfacesRemovedSignal({org::zerobyte::Daemon1::Volume_adaptor::INTERFACE_NAME}); });
+    it = m_volumes.erase(it);
+  }
+  for (auto& [id, v] : volumes) {
+    if (m_volumes.count(id)) continue;
+    auto object = std::make_unique<VolumeObject>(*this, v);
+    asNobody([&] { object->emitInterfacesAddedSignal({org::zerobyte::Daemon1::Volume_adaptor::INTERFACE_NAME}); });
+    m_volumes.emplace(id, std::move(object));
+  }
+  // Repositories
+  std::map<std::string, core::Repository> repositories;
+  for (auto& r : m_service.repositories()) repositories.emplace(r.id, std::move(r));
+  for (auto it = m_repositories.begin(); it != m_repositories.end();) {
+    if (repositories.count(it->first)) {
+      asNobody([&] { it->second->update(repositories[it->first], m_service.snapshotCount(it->first)); });
+      ++it;
+      continue;
+    }
+    asNobody([&] { it->second->emitInterfacesRemovedSignal({org::zerobyte::Daemon1::Repository_adaptor::INTERFACE_NAME}); });
+    it = m_repositories.erase(it);
+  }
+  for (auto& [id, r] : repositories) {
+    if (m_repositories.count(id)) continue;
+    auto object = std::make_unique<RepositoryObject>(*this, r, m_service.snapshotCount(id));
+    asNobody([&] { object->emitInterfacesAddedSignal({org::zerobyte::Daemon1::Repository_adaptor::INTERFACE_NAME}); });
+    m_repositories.emplace(id, std::move(object));
+  }
+}
+
+void ObjectTree::jobChanged(const core::Job& job) {
+  auto it = m_jobs.find(job.id);
+  if (it == m_jobs.end()) {
+    auto object = std::make_unique<JobObject>(*this, job);
+    asNobody([&] { object->emitInterfacesAddedSignal({org::zerobyte::Daemon1::Job_adaptor::INTERFACE_NAME}); });
+    it = m_jobs.emplace(job.id, std::move(object)).first;
+  }
+  asNobody([&] { it->second->update(job); });
+  if (jobEnded(job) && !m_jobRemovals.count(job.id)) {
+    uint64_t id = job.id;
+    m_jobRemovals[id] = std::make_unique<loop::TimerSource>(m_loop, std::chrono::seconds(m_finishedJobSeconds), [this, id] {
+      // Not inside the timer's own handler: it belongs to the removal entry.
+      m_loop.post([this, id, calls = std::weak_ptr<CallTable>(m_calls)] {
+        if (calls.lock()) removeFinishedJob(id);
+      });
+    });
+  }
+}
+
+void ObjectTree::removeFinishedJob(uint64_t id) {
+  m_jobRemovals.erase(id);
+  auto it = m_jobs.find(id);
+  if (it == m_jobs.end()) return;
+  asNobody([&] { it->second->emitInterfacesRemovedSignal({org::zerobyte::Daemon1::Job_adaptor::INTERFACE_NAME}); });
+  m_jobs.erase(it);
+}
+
+void ObjectTree::jobsCountChanged() { m_manager->jobsCountChanged(); }
+
+std::string ObjectTree::exportJob(uint64_t id, const std::string& watcher) {
+  if (!m_jobs.count(id))
+    if (auto job = m_service.job(id)) jobChanged(*job);
+  if (auto it = m_jobs.find(id); it != m_jobs.end() && m_peers->present(watcher)) it->second->addWatcher(watcher);
+  return jobPath(id);
+}
+
+std::string ObjectTree::volumePathByName(const std::string& name) const {
+  for (const auto& [id, v] : m_volumes)
+    if (v->volume().name == name) return volumePath(id);
+  throw Error(ErrorCode::NotFound, "no volume \"" + name + "\"");
+}
+
+std::string ObjectTree::repositoryPathByName(const std::string& name) const {
+  for (const auto& [id, r] : m_repositories)
+    if (r->repository().name == name) return repositoryPath(id);
+  throw Error(ErrorCode::NotFound, "no repository \"" + name + "\"");
+}
+
+std::optional<std::string> ObjectTree::volumeNameByPath(const std::string& path) const {
+  for (const auto& [id, v] : m_volumes)
+    if (volumePath(id) == path) return v->volume().name;
+  return std::nullopt;
+}
+
+std::optional<std::string> ObjectTree::repositoryNameByPath(const std::string& path) const {
+  for (const auto& [id, r] : m_repositories)
+    if (repositoryPath(id) == path) return r->repository().name;
+  return std::nullopt;
+}
+
+}  // namespace zerobyte::dbus
