@@ -188,7 +188,8 @@ bool keepDirectories() {
 }
 
 // The stock system-bus policy, on a private socket, without <user> (the test runs as root) and
-// without activation. max_replies_per_connection stays at the system bus's 128, as in production.
+// without activation; <dir>/system.d holds the project's bus policy. max_replies_per_connection
+// stays at the system bus's 128, as in production.
 std::string busConfig(const std::filesystem::path& dir) {
   return R"(<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -287,6 +288,8 @@ bool inGroup(const std::string& user, const std::string& group) {
 
 std::filesystem::path projectPolkitDir() { return std::filesystem::path(ZB_SOURCE_DIR) / "polkit"; }
 
+std::filesystem::path projectDbusDir() { return std::filesystem::path(ZB_SOURCE_DIR) / "dbus"; }
+
 // ---------------------------------------------------------------------------------------------
 
 PolkitEnvironment::PolkitEnvironment(Options options) : m_options(std::move(options)) {
@@ -306,6 +309,7 @@ PolkitEnvironment::PolkitEnvironment(Options options) : m_options(std::move(opti
   };
   copy(m_options.policyFile, m_dir / "actions" / m_options.policyFile.filename());
   copy(m_options.rulesFile, m_dir / "rules.d" / m_options.rulesFile.filename());
+  copy(m_options.busPolicyFile, m_dir / "system.d" / m_options.busPolicyFile.filename());
   for (const auto& rules : m_options.extraRules) {
     if (rules.name.empty() || rules.name.find('/') != std::string::npos || rules.name == m_options.rulesFile.filename().string())
       throw std::runtime_error("test environment: bad name for an extra polkit rules file: \"" + rules.name + "\"");

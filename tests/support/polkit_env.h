@@ -14,6 +14,8 @@ namespace zbtest {
 
 // polkit/ of the source tree (ZB_SOURCE_DIR).
 std::filesystem::path projectPolkitDir();
+// dbus/ of the source tree (ZB_SOURCE_DIR).
+std::filesystem::path projectDbusDir();
 
 // A polkit rules file of a test, e.g. {"40-zbt-admin-identity.rules", "polkit.addAdminRule(…);"}.
 struct PolkitRulesFile {
@@ -25,6 +27,9 @@ struct PolkitEnvironmentOptions {
   // Copied into the directories polkitd sees as /usr/share/polkit-1/actions and /etc/polkit-1/rules.d.
   std::filesystem::path policyFile = projectPolkitDir() / "org.zerobyte.Daemon1.policy";
   std::filesystem::path rulesFile = projectPolkitDir() / "50-zerobyte.rules";
+  // Copied into the bus's test policy directory, read after the stock policy as
+  // /usr/share/dbus-1/system.d would be: without it the daemon cannot own its name on the bus.
+  std::filesystem::path busPolicyFile = projectDbusDir() / "org.zerobyte.Daemon1.conf";
   // false: only the bus, without polkit on it (for "polkit is not available").
   bool startPolkitd = true;
   // More rules beside rulesFile, in the directory polkitd sees as /etc/polkit-1/rules.d: e.g.
@@ -32,8 +37,8 @@ struct PolkitEnvironmentOptions {
   std::vector<PolkitRulesFile> extraRules;
 };
 
-// A private dbus-daemon with the stock system-bus policy and polkitd on it. polkitd runs in a
-// private mount namespace where test directories are bind-mounted over
+// A private dbus-daemon with the stock system-bus policy and the project's bus policy, and polkitd
+// on it. polkitd runs in a private mount namespace where test directories are bind-mounted over
 // /usr/share/polkit-1/actions, /usr/share/polkit-1/rules.d and /etc/polkit-1/rules.d, so it reads
 // exactly the project's files and the host stays as it was. While it exists, the process's
 // DBUS_SYSTEM_BUS_ADDRESS names this bus (sd-bus and sdbus-c++ follow it). Needs root.
