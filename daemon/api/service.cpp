@@ -350,16 +350,23 @@ void Service::resourcesChanged() {
 
 void Service::setRoleGroups(RoleGroups groups) { m_roleGroups = std::move(groups); }
 
-template <typename Resource>
-bool Service::mayViewNowOf(const Caller& caller, const Resource& resource) const {
-  if (caller.uid == 0) return true;
-  auto groups = users::groupsOf(caller.uid);
-  return allowedByRole(roleOfUser(caller.uid, m_roleGroups), Action::View, scopeOf(resource, caller, groups));
+Service::Viewer Service::viewer(const Caller& caller) const {
+  Viewer v{caller, {}, Role::Admin};
+  if (caller.uid == 0) return v;
+  v.groups = users::groupsOf(caller.uid);
+  v.role = roleOfUser(caller.uid, m_roleGroups);
+  return v;
 }
 
-bool Service::mayViewNow(const Caller& caller, const core::Volume& v) const { return mayViewNowOf(caller, v); }
-bool Service::mayViewNow(const Caller& caller, const core::Repository& r) const { return mayViewNowOf(caller, r); }
-bool Service::mayViewNow(const Caller& caller, const core::Job& j) const { return mayViewNowOf(caller, j); }
+template <typename Resource>
+bool Service::mayViewNowOf(const Viewer& viewer, const Resource& resource) const {
+  if (viewer.caller.uid == 0 || viewer.role >= Role::Viewer) return true;
+  return allowedByRole(viewer.role, Action::View, scopeOf(resource, viewer.caller, viewer.groups));
+}
+
+bool Service::mayViewNow(const Viewer& viewer, const core::Volume& v) const { return mayViewNowOf(viewer, v); }
+bool Service::mayViewNow(const Viewer& viewer, const core::Repository& r) const { return mayViewNowOf(viewer, r); }
+bool Service::mayViewNow(const Viewer& viewer, const core::Job& j) const { return mayViewNowOf(viewer, j); }
 
 void Service::setSettings(unsigned jobHistory, unsigned cancelGraceSeconds) {
   m_settings.jobHistory = jobHistory;

@@ -71,15 +71,24 @@ class Service {
   std::vector<core::Volume> volumes() const { return allVolumes(); }
   std::vector<core::Repository> repositories() const { return allRepositories(); }
   std::optional<core::Job> job(uint64_t id) const { return findJob(id); }
+  // Jobs queued or running now.
+  std::vector<core::Job> activeJobs() const;
   std::optional<size_t> snapshotCount(const std::string& repositoryId) const { return cachedSnapshotCount(repositoryId); }
   const ServiceSettings& settings() const { return m_settings; }
   const Authorizer& authorizer() const { return m_authorizer; }
   // For reads that must be answered at once and cannot wait for polkit (D-Bus property reads):
   // may the caller view this, by the role rule that the shipped polkit rules apply too
   // (allowedByRole; docs/architecture.md says why).
-  bool mayViewNow(const Caller& caller, const core::Volume& volume) const;
-  bool mayViewNow(const Caller& caller, const core::Repository& repository) const;
-  bool mayViewNow(const Caller& caller, const core::Job& job) const;
+  // A viewer is looked up once (groups, role) and asked about many resources.
+  struct Viewer {
+    Caller caller;
+    std::vector<gid_t> groups;
+    Role role = Role::None;
+  };
+  Viewer viewer(const Caller& caller) const;
+  bool mayViewNow(const Viewer& viewer, const core::Volume& volume) const;
+  bool mayViewNow(const Viewer& viewer, const core::Repository& repository) const;
+  bool mayViewNow(const Viewer& viewer, const core::Job& job) const;
   // The groups of the roles (daemon.viewer_group …), for mayViewNow.
   void setRoleGroups(RoleGroups groups);
   // Called when volumes or repositories were added or removed, or a repository's snapshot list changed;
@@ -165,7 +174,7 @@ class Service {
 
   void resourcesChanged();
   template <typename Resource>
-  bool mayViewNowOf(const Caller& caller, const Resource& resource) const;
+  bool mayViewNowOf(const Viewer& viewer, const Resource& resource) const;
 
   // Lookups
   std::vector<core::Volume> allVolumes() const;

@@ -105,11 +105,15 @@ void Service::answerDenied(std::string_view method, const AccessCheck& check, co
   if (!r->alive()) return;
   // What the caller may not see does not exist for them.
   if (check.action == Action::View && check.scope.ownerUid && !check.scope.resource.empty())
-    return r->fail(Error(ErrorCode::NotFound, "no " + check.scope.resource + "; see 'zerobytectl --help' for the list commands"));
+    return r->fail(Error(ErrorCode::NotFound, "no " + check.scope.resource +
+                                                  (caller.transport == "dbus" ? "; see Manager.ListVolumes, ListRepositories and ListJobs"
+                                                                              : "; see 'zerobytectl --help' for the list commands")));
   std::string what = std::string(actionName(check.action)) + (check.scope.resource.empty() ? "" : " " + check.scope.resource);
   std::string how;
   if (!decision.reason.empty())
     how = decision.reason;
+  else if (decision.challenge && caller.transport == "dbus")
+    how = "authentication is required: call without the option auth.no_user_interaction, from a session with a polkit agent";
   else if (decision.challenge)
     how = "authentication is required: run zerobytectl from a terminal (without --no-ask-password) to authenticate";
   else if (interactive)

@@ -370,6 +370,12 @@ void Service::completeJob(uint64_t id) {
   checkShutdownDone();
 }
 
+std::vector<core::Job> Service::activeJobs() const {
+  std::vector<core::Job> jobs;
+  for (const auto& [id, active] : m_jobs) jobs.push_back(active->job);
+  return jobs;
+}
+
 std::optional<core::Job> Service::findJob(uint64_t id) const {
   if (auto it = m_jobs.find(id); it != m_jobs.end()) return it->second->job;
   return m_store.job(id);

@@ -48,7 +48,32 @@ void BusService::stop() {
 }
 
 void BusService::jobsChanged() {
-  if (m_tree) m_tree->jobsCountChanged();
+  onTree("job counts", [](ObjectTree& tree) { tree.jobsCountChanged(); });
+}
+
+void BusService::setFinishedJobSeconds(unsigned seconds) {
+  m_finishedJobSeconds = seconds;
+  if (m_tree) m_tree->setFinishedJobSeconds(seconds);
+}
+
+void BusService::onTree(const char* what, const std::function<void(ObjectTree&)>& change) {
+  if (!m_tree) return;
+  try {
+    change(*m_tree);
+  } catch (const sdbus::Error& e) {
+    // Signals fail once the connection is broken (or its queue is full): the service goes on.
+    std::string why = std::string(what) + ": " + (e.getMessage().empty() ? e.getName() : e.getMessage());
+    m_loop.post([this, why] {
+      if (m_connection) lose(why);
+    });
+  } catch (const std::exception& e) {
+    log::error(std::string("internal error while showing ") + what + " on the bus: " + e.what());
+  }
+}
+
+void BusService::lose(const std::string& why) {
+  disconnect(why);
+  scheduleReconnect();
 }
 
 void BusService::connect() {
@@ -68,15 +93,14 @@ void BusService::connect() {
           } catch (const sdbus::Error&) {
             return;
           }
-          if (m_tree && newOwner.empty() && !name.empty() && name[0] == ':') m_tree->nameLost(name);
+          if (newOwner.empty() && !name.empty() && name[0] == ':')
+            onTree("a client leaving", [&name](ObjectTree& tree) { tree.nameLost(name); });
         });
     m_connection->addObjectManager(std::string(kObjectRoot), sdbus::floating_slot);
     m_tree = std::make_unique<ObjectTree>(*m_connection, m_loop, m_service, m_finishedJobSeconds);
-    m_service.onResourcesChanged = [this] {
-      if (m_tree) m_tree->reconcile();
-    };
+    m_service.onResourcesChanged = [this] { onTree("volumes and repositories", [](ObjectTree& tree) { tree.reconcile(); }); };
     m_service.onJobChanged = [this](const core::Job& job) {
-      if (m_tree) m_tree->jobChanged(job);
+      onTree("a job", [&job](ObjectTree& tree) { tree.jobChanged(job); });
     };
     // The objects are in place before anyone can reach them by name.
     m_connection->requestName(std::string(kBusName));
@@ -138,12 +162,11 @@ void BusService::process() {
       if (!more) break;
     }
   } catch (const sdbus::Error& e) {
-    disconnect(e.getMessage().empty() ? e.getName() : e.getMessage());
-    // Later, not inside this source's own callback.
-    m_loop.post([this] { scheduleReconnect(); });
-    return;
+    lose(e.getMessage().empty() ? e.getName() : e.getMessage());
   } catch (const std::exception& e) {
+    // The connection's state is unknown after this: start over.
     log::error(std::string("internal error while handling D-Bus messages: ") + e.what());
+    lose("internal error");
   }
 }
 

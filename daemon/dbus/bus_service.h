@@ -32,13 +32,17 @@ class BusService {
   bool connected() const { return m_connection != nullptr; }
   // From the service: the number of running or queued jobs changed.
   void jobsChanged();
-  void setFinishedJobSeconds(unsigned seconds) { m_finishedJobSeconds = seconds; }
+  void setFinishedJobSeconds(unsigned seconds);
 
  private:
   void connect();
   void disconnect(const std::string& why);
   void scheduleReconnect();
   void process();
+  // Runs a change from the service on the tree; a broken connection found on the way is dropped
+  // (and reconnected) later, never thrown into the service.
+  void onTree(const char* what, const std::function<void(ObjectTree&)>& change);
+  void lose(const std::string& why);
   void refreshPollData();
   static int onIo(sd_event_source* source, int fd, uint32_t revents, void* userdata);
   static int onTime(sd_event_source* source, uint64_t usec, void* userdata);

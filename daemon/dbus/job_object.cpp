@@ -13,6 +13,7 @@ namespace {
 // Completed goes to at most this many clients per job (the starter and readers).
 constexpr size_t kMaxWatchers = 64;
 constexpr uint64_t kUsecPerSecond = 1000000;
+constexpr size_t kMaxDetailsListItems = 100;
 
 uint64_t usec(core::Timestamp seconds) { return seconds > 0 ? static_cast<uint64_t>(seconds) * kUsecPerSecond : 0; }
 
@@ -111,7 +112,24 @@ uint32_t JobObject::StartedByUID() { return guarded([&] { return visible() ? m_j
 uint32_t JobObject::RunAsUID() { return guarded([&] { return visible() ? m_job.runAsUid : 0u; }); }
 bool JobObject::Cancelable() { return guarded([&] { return visible() && !jobEnded(m_job); }); }
 std::string JobObject::Message() { return guarded([&] { return visible() ? m_job.message : std::string(); }); }
-Vardict JobObject::Details() { return guarded([&] { return visible() ? toVardict(api::toJson(m_job)) : Vardict{}; }); }
+// The whole record, but never big enough to strain a reply that holds many jobs (GetManagedObjects):
+// long lists are cut, and "truncated" says so (GetJob on the socket has them all).
+Vardict JobObject::Details() {
+  return guarded([&] {
+    if (!visible()) return Vardict{};
+    json record = api::toJson(m_job);
+    bool truncated = false;
+    for (const char* list : {"warnings", "excludes", "includes", "tags"}) {
+      auto it = record.find(list);
+      if (it != record.end() && it->is_array() && it->size() > kMaxDetailsListItems) {
+        it->erase(it->begin() + static_cast<std::ptrdiff_t>(kMaxDetailsListItems), it->end());
+        truncated = true;
+      }
+    }
+    if (truncated) record["truncated"] = true;
+    return toVardict(record);
+  });
+}
 
 void JobObject::Cancel(sdbus::Result<>&& result, Vardict options) {
   guarded([&] {

@@ -37,11 +37,11 @@ void ManagerObject::jobsCountChanged() {
 }
 
 // Public: the same for everyone, like the socket's GetStatus without the master key.
-std::string ManagerObject::Version() { return kVersion; }
-std::string ManagerObject::ResticVersion() { return m_tree.service().settings().resticVersion; }
-std::string ManagerObject::AuthorizationMode() { return m_tree.service().authorizer().mode(); }
-uint32_t ManagerObject::RunningJobs() { return static_cast<uint32_t>(m_tree.service().runningJobs()); }
-uint32_t ManagerObject::QueuedJobs() { return static_cast<uint32_t>(m_tree.service().queuedJobs()); }
+std::string ManagerObject::Version() { return guarded([] { return std::string(kVersion); }); }
+std::string ManagerObject::ResticVersion() { return guarded([&] { return m_tree.service().settings().resticVersion; }); }
+std::string ManagerObject::AuthorizationMode() { return guarded([&] { return m_tree.service().authorizer().mode(); }); }
+uint32_t ManagerObject::RunningJobs() { return guarded([&] { return static_cast<uint32_t>(m_tree.service().runningJobs()); }); }
+uint32_t ManagerObject::QueuedJobs() { return guarded([&] { return static_cast<uint32_t>(m_tree.service().queuedJobs()); }); }
 
 void ManagerObject::GetStatus(sdbus::Result<Vardict>&& result, Vardict options) {
   guarded([&] {

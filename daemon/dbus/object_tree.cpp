@@ -18,12 +18,22 @@ namespace {
 // this only guards against a bus that never tells).
 constexpr size_t kMaxPeers = 4096;
 constexpr std::string_view kNoInteraction = "auth.no_user_interaction";
+// dbus-daemon disconnects a sender whose message is over its limit (32 MiB by default): one oversized
+// reply would take the whole API off the bus. Replies stay well below.
+constexpr size_t kMaxReplyBytes = 16 * 1024 * 1024;
 
 // A request of the service layer that came over the bus.
 class BusRequest : public api::Request {
  public:
   BusRequest(api::Caller caller, std::weak_ptr<Peers> peers, std::weak_ptr<CallTable> calls, uint64_t id)
       : m_caller(std::move(caller)), m_peers(std::move(peers)), m_calls(std::move(calls)), m_id(id) {}
+  // The service lets go of a request it will not answer (its caller left): so does the tree.
+  ~BusRequest() override {
+    if (auto calls = m_calls.lock()) calls->drop(m_id);
+    if (auto peers = m_peers.lock()) peers->forgetGone(m_caller.busName, m_id);
+  }
+  BusRequest(const BusRequest&) = delete;
+  BusRequest& operator=(const BusRequest&) = delete;
   const api::Caller& caller() const override { return m_caller; }
   bool wantsMore() const override { return false; }
   void replyMore(json) override {}
@@ -38,7 +48,7 @@ class BusRequest : public api::Request {
     return peers && m_calls.lock() && peers->present(m_caller.busName);
   }
   void onGone(std::function<void()> callback) override {
-    if (auto peers = m_peers.lock()) peers->onGone(m_caller.busName, std::move(callback));
+    if (auto peers = m_peers.lock()) peers->onGone(m_caller.busName, m_id, std::move(callback));
   }
 
  private:
@@ -59,18 +69,29 @@ sdbus::Error toBusError(const Error& error) { return sdbus::Error(dbusErrorName(
 
 // ---- CallTable ----
 
-uint64_t CallTable::add(Answer answer) {
+uint64_t CallTable::add(std::string path, Answer answer) {
   uint64_t id = m_next++;
-  m_calls.emplace(id, std::move(answer));
+  m_calls.emplace(id, Pending{std::move(path), std::move(answer)});
   return id;
 }
 
 void CallTable::finish(uint64_t id, const json* reply, const Error* error) {
   auto it = m_calls.find(id);
   if (it == m_calls.end()) return;
-  Answer answer = std::move(it->second);
+  Answer answer = std::move(it->second.answer);
   m_calls.erase(it);
   answer(reply, error);
+  if (onSettled) onSettled();
+}
+
+void CallTable::drop(uint64_t id) {
+  if (m_calls.erase(id) && onSettled) onSettled();
+}
+
+bool CallTable::pendingOn(const std::string& path) const {
+  for (const auto& [id, call] : m_calls)
+    if (call.path == path) return true;
+  return false;
 }
 
 // ---- Peers ----
@@ -86,9 +107,16 @@ void Peers::remember(const std::string& sender, api::Caller caller) {
   m_callers[sender] = std::move(caller);
 }
 
-void Peers::onGone(const std::string& sender, std::function<void()> callback) {
+void Peers::onGone(const std::string& sender, uint64_t key, std::function<void()> callback) {
   if (!present(sender)) return callback();
-  m_goneCallbacks[sender].push_back(std::move(callback));
+  m_goneCallbacks[sender][key] = std::move(callback);
+}
+
+void Peers::forgetGone(const std::string& sender, uint64_t key) {
+  auto it = m_goneCallbacks.find(sender);
+  if (it == m_goneCallbacks.end()) return;
+  it->second.erase(key);
+  if (it->second.empty()) m_goneCallbacks.erase(it);
 }
 
 void Peers::gone(const std::string& sender) {
@@ -97,20 +125,26 @@ void Peers::gone(const std::string& sender) {
   if (it == m_goneCallbacks.end()) return;
   auto callbacks = std::move(it->second);
   m_goneCallbacks.erase(it);
-  for (auto& c : callbacks) c();
+  for (auto& [key, c] : callbacks) c();
 }
 
 // ---- ObjectTree ----
 
 ObjectTree::ObjectTree(sdbus::IConnection& connection, loop::EventLoop& loop, api::Service& service, unsigned finishedJobSeconds)
     : m_connection(connection), m_loop(loop), m_service(service), m_finishedJobSeconds(finishedJobSeconds) {
+  m_calls->onSettled = [this] {
+    if (!m_retired.empty()) sweepRetired();
+  };
   m_manager = std::make_unique<ManagerObject>(*this);
   reconcile();
+  // After a reconnect: the jobs that ran on while the bus was away.
+  for (const auto& job : m_service.activeJobs()) jobChanged(job);
 }
 
 ObjectTree::~ObjectTree() {
-  // Calls first: their results refer to the connection.
+  // Calls first: their results refer to the connection and to the objects' method tables.
   m_calls.reset();
+  m_retired.clear();
   m_jobRemovals.clear();
   m_jobs.clear();
   m_repositories.clear();
@@ -120,19 +154,21 @@ ObjectTree::~ObjectTree() {
 
 void ObjectTree::noteIncoming(sdbus::Message& message) {
   std::string sender = message.getSender();
-  m_peers->setCurrent({sender, message.getMemberName()});
+  std::string path = message.getPath();
+  m_peers->setCurrent({sender, message.getMemberName(), path});
   m_readDecisions.clear();
+  m_viewer.reset();
   if (sender.empty() || m_peers->present(sender)) return;
   // Only calls to our own objects need to know who sends them.
-  std::string path = message.getPath();
   if (path.rfind(kObjectRoot, 0) != 0) return;
   try {
     api::Caller caller;
     caller.transport = "dbus";
     caller.busName = sender;
-    // From the bus daemon (GetConnectionCredentials), asked once per client.
-    caller.uid = message.getCredsUid();
-    caller.gid = message.getCredsGid();
+    // From the bus daemon, asked once per client: the uid the client connected with (the
+    // effective one, as polkit sees it) and its pid. Never the real uid or gid: sd-bus would read
+    // those from /proc/PID, and that pid may name another process by now.
+    caller.uid = message.getCredsEuid();
     caller.pid = message.getCredsPid();
     m_peers->remember(sender, std::move(caller));
   } catch (const sdbus::Error& e) {
@@ -155,25 +191,39 @@ bool ObjectTree::readableBy(bool allowed) {
 void ObjectTree::asNobody(const std::function<void()>& emit) {
   Peers::Current saved = m_peers->current();
   auto savedDecisions = std::move(m_readDecisions);
+  auto savedViewer = std::move(m_viewer);
+  auto restore = [&] {
+    m_peers->setCurrent(std::move(saved));
+    m_readDecisions = std::move(savedDecisions);
+    m_viewer = std::move(savedViewer);
+  };
   m_peers->clearCurrent();
   m_readDecisions.clear();
+  m_viewer.reset();
   try {
     emit();
   } catch (...) {
-    m_peers->setCurrent(std::move(saved));
-    m_readDecisions = std::move(savedDecisions);
+    restore();
     throw;
   }
-  m_peers->setCurrent(std::move(saved));
-  m_readDecisions = std::move(savedDecisions);
+  restore();
+}
+
+const api::Service::Viewer* ObjectTree::currentViewer() {
+  if (!m_viewer) {
+    auto caller = m_peers->callerOf(m_peers->current().sender);
+    if (!caller) return nullptr;
+    m_viewer = m_service.viewer(*caller);
+  }
+  return &*m_viewer;
 }
 
 template <typename Resource>
 bool ObjectTree::decideRead(const std::string& key, const Resource& resource) {
   auto [it, inserted] = m_readDecisions.try_emplace(key, false);
   if (inserted) {
-    auto caller = m_peers->callerOf(m_peers->current().sender);
-    it->second = caller && m_service.mayViewNow(*caller, resource);
+    const api::Service::Viewer* viewer = currentViewer();
+    it->second = viewer && m_service.mayViewNow(*viewer, resource);
   }
   return readableBy(it->second);
 }
@@ -206,7 +256,19 @@ void ObjectTree::callWith(std::string_view method, json params, const Vardict& o
     params[key] = fromVariant(value, key);
   }
   params["allow_interactive_authentication"] = interactive;
-  uint64_t id = m_calls->add(std::move(answer));
+  uint64_t id = m_calls->add(m_peers->current().path, [answer = std::move(answer), method = std::string(method)](const json* reply,
+                                                                                                                const Error* error) {
+    if (reply && !error) {
+      size_t bytes = reply->dump().size();
+      if (bytes > kMaxReplyBytes) {
+        Error tooLarge(ErrorCode::MessageTooLarge,
+                       "the reply of " + method + " would be " + std::to_string(bytes / (1024 * 1024)) +
+                           " MiB, more than the bus carries; ask for less (a path in ListFiles, a limit in ListJobs), or use the socket");
+        return answer(nullptr, &tooLarge);
+      }
+    }
+    answer(reply, error);
+  });
   auto request = std::make_shared<BusRequest>(*caller, m_peers, m_calls, id);
   try {
     m_service.dispatch(std::string(method), params, request);
@@ -229,6 +291,7 @@ void ObjectTree::reconcile() {
       continue;
     }
     asNobody([&] { it->second->emitInterfacesRemovedSignal({org::zerobyte::Daemon1::Volume_adaptor::INTERFACE_NAME}); });
+    retire(volumePath(it->first), std::shared_ptr<VolumeObject>(std::move(it->second)));
     it = m_volumes.erase(it);
   }
   for (auto& [id, v] : volumes) {
@@ -247,6 +310,7 @@ void ObjectTree::reconcile() {
       continue;
     }
     asNobody([&] { it->second->emitInterfacesRemovedSignal({org::zerobyte::Daemon1::Repository_adaptor::INTERFACE_NAME}); });
+    retire(repositoryPath(it->first), std::shared_ptr<RepositoryObject>(std::move(it->second)));
     it = m_repositories.erase(it);
   }
   for (auto& [id, r] : repositories) {
@@ -281,7 +345,23 @@ void ObjectTree::removeFinishedJob(uint64_t id) {
   auto it = m_jobs.find(id);
   if (it == m_jobs.end()) return;
   asNobody([&] { it->second->emitInterfacesRemovedSignal({org::zerobyte::Daemon1::Job_adaptor::INTERFACE_NAME}); });
+  retire(jobPath(id), std::shared_ptr<JobObject>(std::move(it->second)));
   m_jobs.erase(it);
+}
+
+void ObjectTree::retire(std::string path, std::shared_ptr<void> object) {
+  m_retired.emplace_back(std::move(path), std::move(object));
+  sweepRetired();
+}
+
+void ObjectTree::sweepRetired() {
+  if (m_sweepPosted) return;
+  m_sweepPosted = true;
+  m_loop.post([this, alive = std::weak_ptr<CallTable>(m_calls)] {
+    if (!alive.lock()) return;
+    m_sweepPosted = false;
+    std::erase_if(m_retired, [this](const auto& retired) { return !m_calls->pendingOn(retired.first); });
+  });
 }
 
 void ObjectTree::jobsCountChanged() { m_manager->jobsCountChanged(); }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "daemon/api/request.h"
+#include "daemon/api/service.h"
 #include "daemon/core/model.h"
 #include "daemon/dbus/variant_json.h"
 #include "daemon/loop/event_loop.h"
@@ -18,10 +19,6 @@
 #include <string>
 #include <type_traits>
 #include <vector>
-
-namespace zerobyte::api {
-class Service;
-}
 
 namespace zerobyte::dbus {
 
@@ -42,13 +39,23 @@ std::string jobPath(uint64_t id);
 class CallTable {
  public:
   using Answer = std::function<void(const nlohmann::json* reply, const Error* error)>;
-  uint64_t add(Answer answer);
+  // `path`: the object the call was made on.
+  uint64_t add(std::string path, Answer answer);
   // Runs and forgets the call's answer; nothing when it is gone.
   void finish(uint64_t id, const nlohmann::json* reply, const Error* error);
+  // Forgets a call nobody will answer (its request is gone: the caller left).
+  void drop(uint64_t id);
+  bool pendingOn(const std::string& path) const;
+  // Called after a call is finished or dropped.
+  std::function<void()> onSettled;
 
  private:
+  struct Pending {
+    std::string path;
+    Answer answer;
+  };
   uint64_t m_next = 1;
-  std::map<uint64_t, Answer> m_calls;
+  std::map<uint64_t, Pending> m_calls;
 };
 
 // Bus clients: who they are (from the bus, cached per unique name) and what to do when they leave.
@@ -57,6 +64,7 @@ class Peers {
   struct Current {
     std::string sender;
     std::string member;  // e.g. "Get", "GetAll", "GetManagedObjects", "StartBackup"
+    std::string path;    // the object called
   };
   // Set from a match on every incoming method call, before sd-bus dispatches it (property getters
   // learn who reads only this way), and cleared after.
@@ -68,7 +76,9 @@ class Peers {
   std::optional<api::Caller> callerOf(const std::string& sender) const;
   void remember(const std::string& sender, api::Caller caller);
   bool present(const std::string& sender) const { return m_callers.count(sender) != 0; }
-  void onGone(const std::string& sender, std::function<void()> callback);
+  // `key` identifies the callback for forgetGone (a request's call id).
+  void onGone(const std::string& sender, uint64_t key, std::function<void()> callback);
+  void forgetGone(const std::string& sender, uint64_t key);
   // The name has left the bus: forget it and run its callbacks.
   void gone(const std::string& sender);
   size_t size() const { return m_callers.size(); }
@@ -76,7 +86,7 @@ class Peers {
  private:
   Current m_current;
   std::map<std::string, api::Caller> m_callers;
-  std::map<std::string, std::vector<std::function<void()>>> m_goneCallbacks;
+  std::map<std::string, std::map<uint64_t, std::function<void()>>> m_goneCallbacks;
 };
 
 class ObjectTree {
@@ -93,12 +103,14 @@ class ObjectTree {
   void peersClearCurrent() {
     m_peers->clearCurrent();
     m_readDecisions.clear();
+    m_viewer.reset();
   }
 
   // Mirror the service's state.
   void reconcile();
   void jobChanged(const core::Job& job);
   void jobsCountChanged();
+  void setFinishedJobSeconds(unsigned seconds) { m_finishedJobSeconds = seconds; }
 
   // Runs a method of the service layer (the Varlink method `method`) for the D-Bus call being
   // dispatched now, and answers it with `answer(result, reply)` or with the error as
@@ -136,6 +148,13 @@ class ObjectTree {
   bool decideRead(const std::string& key, const Resource& resource);
   void callWith(std::string_view method, nlohmann::json params, const Vardict& options, CallTable::Answer answer);
   void removeFinishedJob(uint64_t id);
+  // An object leaves the bus at once, but is destroyed only outside sd-bus's callbacks (it may be
+  // the object whose method is running) and once no call made on it waits for an answer (its reply
+  // refers to the object's method table).
+  void retire(std::string path, std::shared_ptr<void> object);
+  void sweepRetired();
+  // Once per message: the reader's groups and role.
+  const api::Service::Viewer* currentViewer();
 
   sdbus::IConnection& m_connection;
   loop::EventLoop& m_loop;
@@ -149,6 +168,9 @@ class ObjectTree {
   std::map<uint64_t, std::unique_ptr<JobObject>> m_jobs;
   std::map<uint64_t, std::unique_ptr<loop::TimerSource>> m_jobRemovals;
   std::map<std::string, bool> m_readDecisions;
+  std::optional<api::Service::Viewer> m_viewer;
+  std::vector<std::pair<std::string, std::shared_ptr<void>>> m_retired;
+  bool m_sweepPosted = false;
 };
 
 // sdbus::Error for one of the table's errors: org.zerobyte.Daemon1.Error.<Name>.
