@@ -747,6 +747,44 @@ void ownProcess(pid_t pid) { ownChildren().insert(pid); }
 
 void disownProcess(pid_t pid) { ownChildren().erase(pid); }
 
+std::string inChildAs(const std::string& user, const std::function<std::string()>& body) {
+  passwd* pw = getpwnam(user.c_str());
+  if (!pw) return "no user " + user;
+  uid_t uid = pw->pw_uid;
+  gid_t gid = pw->pw_gid;
+  int fds[2];
+  if (pipe(fds) < 0) return "pipe failed";
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    std::string out;
+    if (initgroups(user.c_str(), gid) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0) {
+      out = "cannot become " + user;
+    } else {
+      try {
+        out = body();
+      } catch (const std::exception& e) {
+        out = std::string("exception: ") + e.what();
+      }
+    }
+    for (size_t done = 0; done < out.size();) {
+      ssize_t n = write(fds[1], out.data() + done, out.size() - done);
+      if (n <= 0) break;
+      done += static_cast<size_t>(n);
+    }
+    _exit(0);
+  }
+  ownProcess(pid);
+  close(fds[1]);
+  std::string text;
+  char buffer[4096];
+  for (ssize_t n; (n = read(fds[0], buffer, sizeof buffer)) > 0;) text.append(buffer, static_cast<size_t>(n));
+  close(fds[0]);
+  waitpid(pid, nullptr, 0);
+  disownProcess(pid);
+  return text;
+}
+
 OwnedPolkitEnvironment::OwnedPolkitEnvironment(PolkitEnvironmentOptions options) : PolkitEnvironment(std::move(options)) {
   ownProcess(busPid());
   ownProcess(polkitdPid());

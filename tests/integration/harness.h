@@ -9,6 +9,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -113,6 +114,10 @@ std::vector<pid_t> adoptedProcesses();
 void ownProcess(pid_t pid);
 // After the test reaped it.
 void disownProcess(pid_t pid);
+// Runs `body` in a forked child that has become `user` (initgroups, setresgid, setresuid): a client whose identity the
+// daemon learns from the kernel or the bus. Returns what `body` returned, "cannot become USER" when the switch failed,
+// or "exception: ..." when it threw; waits for the child as long as it runs.
+std::string inChildAs(const std::string& user, const std::function<std::string()>& body);
 
 // A PolkitEnvironment whose dbus-daemon and polkitd the harness counts as the test's own for as long as it
 // lives, so that reaping a dead daemon's orphans leaves them alone.

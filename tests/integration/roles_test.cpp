@@ -49,45 +49,6 @@ void writeFile(const std::string& path, const std::string& content, uid_t uid, g
   EXPECT_EQ(chmod(path.c_str(), mode), 0) << path;
 }
 
-// Runs `body` in a child that has become `user` (initgroups, setresgid, setresuid); returns what it wrote.
-std::string inChildAs(const std::string& user, const std::function<std::string()>& body) {
-  passwd* pw = getpwnam(user.c_str());
-  if (!pw) return "no user " + user;
-  uid_t uid = pw->pw_uid;
-  gid_t gid = pw->pw_gid;
-  int fds[2];
-  if (pipe(fds) < 0) return "pipe failed";
-  pid_t pid = fork();
-  if (pid == 0) {
-    close(fds[0]);
-    std::string out;
-    if (initgroups(user.c_str(), gid) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0) {
-      out = "cannot become " + user;
-    } else {
-      try {
-        out = body();
-      } catch (const std::exception& e) {
-        out = std::string("exception: ") + e.what();
-      }
-    }
-    for (size_t done = 0; done < out.size();) {
-      ssize_t n = write(fds[1], out.data() + done, out.size() - done);
-      if (n <= 0) break;
-      done += static_cast<size_t>(n);
-    }
-    _exit(0);
-  }
-  zbtest::ownProcess(pid);
-  close(fds[1]);
-  std::string text;
-  char buffer[4096];
-  for (ssize_t n; (n = read(fds[0], buffer, sizeof buffer)) > 0;) text.append(buffer, static_cast<size_t>(n));
-  close(fds[0]);
-  waitpid(pid, nullptr, 0);
-  zbtest::disownProcess(pid);
-  return text;
-}
-
 // One call on a connection of its own; "" on success, else the error name, then a newline and the reply parameters.
 std::string call(const std::string& socket, const std::string& method, const json& parameters) {
   zerobyte::varlink::Client client(socket);
@@ -450,7 +411,7 @@ TEST_F(Ownership, RepeatedDenialsAreSlowedDownWithoutSlowingOthers) {
   const std::string socket = d.socketPath();
 
   // A bounded burst of requests that are all denied.
-  std::string burst = inChildAs(none.name, [&] {
+  std::string burst = zbtest::inChildAs(none.name, [&] {
     std::string out;
     zerobyte::varlink::Client client(socket);
     for (int i = 0; i < 30; ++i) {
@@ -477,7 +438,7 @@ TEST_F(Ownership, RepeatedDenialsAreSlowedDownWithoutSlowingOthers) {
   EXPECT_TRUE(retryGiven) << burst;
 
   // Meanwhile another user is served as usual, and so is the limited user's own view later.
-  std::string status = inChildAs(viewer.name, [&] { return call(socket, "org.zerobyte.Daemon.GetStatus", json::object()); });
+  std::string status = zbtest::inChildAs(viewer.name, [&] { return call(socket, "org.zerobyte.Daemon.GetStatus", json::object()); });
   EXPECT_EQ(status.substr(0, status.find('\n')), "") << status;
   EXPECT_EQ(d.ctlJson({"volume", "list"}).at("volumes").size(), 1U) << "nothing was deleted";
   EXPECT_TRUE(contains(d.log(), "refused for a while after repeated denied requests")) << d.log();
