@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace zerobyte::api {
 
@@ -199,11 +200,26 @@ void Service::dispatch(const std::string& method, const json& parameters, Reques
   const MethodSpec* specPtr = &*spec;
   const uid_t uid = caller.uid;
   ++m_checksInFlight[uid];
-  authorizeAll(caller, checks, 0, interactive,
-               [this, specPtr, params = std::move(params), request, checks, interactive, uid](const AccessCheck* denied,
-                                                                                             const Decision& decision) {
-                 if (auto it = m_checksInFlight.find(uid); it != m_checksInFlight.end() && --it->second == 0)
-                   m_checksInFlight.erase(it);
+  // The count of checks in flight goes down exactly once, whether the decision comes or the authorizer throws.
+  auto settled = std::make_shared<bool>(false);
+  auto settle = [this, uid, settled] {
+    if (std::exchange(*settled, true)) return;
+    if (auto it = m_checksInFlight.find(uid); it != m_checksInFlight.end() && --it->second == 0) m_checksInFlight.erase(it);
+  };
+  try {
+    authorizeDispatch(specPtr, std::move(params), request, checks, interactive, settle);
+  } catch (...) {
+    settle();
+    throw;
+  }
+}
+
+void Service::authorizeDispatch(const MethodSpec* specPtr, json params, const RequestPtr& request,
+                                std::shared_ptr<std::vector<AccessCheck>> checks, bool interactive, std::function<void()> settle) {
+  authorizeAll(request->caller(), checks, 0, interactive,
+               [this, specPtr, params = std::move(params), request, checks, interactive, settle](const AccessCheck* denied,
+                                                                                                const Decision& decision) {
+                 settle();
                  // A denial is audited and counted even when the caller has gone meanwhile.
                  if (denied) return answerDenied(specPtr->name, *denied, decision, interactive, request);
                  if (!request->alive()) return;

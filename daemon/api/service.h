@@ -159,6 +159,9 @@ class Service {
   // Throws RateLimited when `uid` has used up its denials, has too many requests waiting for a decision, or (for
   // requests that may change something) makes changes faster than any person or script needs. Root is exempt.
   void admitRequest(uid_t uid, bool changes);
+  // Asks every check of a request, then runs its handler; `settle` once the decision is in.
+  void authorizeDispatch(const MethodSpec* spec, nlohmann::json params, const RequestPtr& request,
+                         std::shared_ptr<std::vector<AccessCheck>> checks, bool interactive, std::function<void()> settle);
   void authorizeAll(const Caller& caller, std::shared_ptr<std::vector<AccessCheck>> checks, size_t index, bool interactive,
                     std::function<void(const AccessCheck* denied, const Decision&)> done);
   void answerDenied(std::string_view method, const AccessCheck& check, const Decision& decision, bool interactive,
