@@ -73,16 +73,24 @@ void JobObject::addWatcher(const std::string& sender) {
   m_watchers.insert(sender);
 }
 
+void JobObject::addStarter(const std::string& sender) {
+  if (sender.empty() || m_watchers.count(sender)) return;
+  addWatcher(sender);
+  if (m_completedSent) sendCompletedTo(sender);
+}
+
 // Sent to each watcher alone: a job's outcome is for those who may see the job.
 void JobObject::sendCompleted() {
   m_completedSent = true;
+  for (const auto& watcher : m_watchers) sendCompletedTo(watcher);
+}
+
+void JobObject::sendCompletedTo(const std::string& destination) {
   bool success = m_job.state == core::JobState::Succeeded || m_job.state == core::JobState::Warning;
-  for (const auto& watcher : m_watchers) {
-    auto signal = getObject().createSignal(INTERFACE_NAME, "Completed");
-    signal << success << m_job.message;
-    signal.setDestination(watcher);
-    getObject().emitSignal(signal);
-  }
+  auto signal = getObject().createSignal(INTERFACE_NAME, "Completed");
+  signal << success << m_job.message;
+  signal.setDestination(destination);
+  getObject().emitSignal(signal);
 }
 
 bool JobObject::visible() { return m_tree.readable(m_job); }

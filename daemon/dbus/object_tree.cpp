@@ -369,7 +369,7 @@ void ObjectTree::jobsCountChanged() { m_manager->jobsCountChanged(); }
 std::string ObjectTree::exportJob(uint64_t id, const std::string& watcher) {
   if (!m_jobs.count(id))
     if (auto job = m_service.job(id)) jobChanged(*job);
-  if (auto it = m_jobs.find(id); it != m_jobs.end() && m_peers->present(watcher)) it->second->addWatcher(watcher);
+  if (auto it = m_jobs.find(id); it != m_jobs.end() && m_peers->present(watcher)) it->second->addStarter(watcher);
   return jobPath(id);
 }
 

@@ -138,6 +138,9 @@ class JobObject : public sdbus::AdaptorInterfaces<org::zerobyte::Daemon1::Job_ad
   void update(core::Job job);
   // Bus clients that get Completed: the one that started the job and those that have read it.
   void addWatcher(const std::string& sender);
+  // The client whose call started the job: when the call is answered only after the job has ended
+  // (CreateRepository, ImportRepository), it gets Completed then.
+  void addStarter(const std::string& sender);
   void forgetWatcher(const std::string& sender) { m_watchers.erase(sender); }
 
  private:
@@ -166,6 +169,7 @@ class JobObject : public sdbus::AdaptorInterfaces<org::zerobyte::Daemon1::Job_ad
 
   bool visible();
   void sendCompleted();
+  void sendCompletedTo(const std::string& destination);
 
   ObjectTree& m_tree;
   core::Job m_job;
