@@ -33,6 +33,8 @@ namespace {
 using nlohmann::json;
 using zbtest::CommandResult;
 using zbtest::Daemon;
+using zbtest::ownedDirectory;
+using zbtest::writeOwnedFile;
 
 constexpr const char* kBusName = "org.zerobyte.Daemon1";
 constexpr const char* kManagerPath = "/org/zerobyte/Daemon1/Manager";
@@ -45,20 +47,6 @@ bool contains(const std::string& text, const std::string& needle) { return text.
 
 std::string describe(const CommandResult& r) { return "exit " + std::to_string(r.exitCode) + "\nstdout: " + r.out + "\nstderr: " + r.err; }
 
-// A directory owned by `uid`, mode `mode`, under the daemon's temporary root (0755).
-std::string ownedDirectory(const Daemon& daemon, const std::string& name, uid_t uid, gid_t gid, mode_t mode = 0700) {
-  std::string path = daemon.dir() + "/" + name;
-  EXPECT_EQ(mkdir(path.c_str(), mode), 0) << path;
-  EXPECT_EQ(chown(path.c_str(), uid, gid), 0) << path;
-  EXPECT_EQ(chmod(path.c_str(), mode), 0) << path;
-  return path;
-}
-
-void writeFile(const std::string& path, const std::string& content, uid_t uid, gid_t gid, mode_t mode) {
-  std::ofstream(path) << content;
-  EXPECT_EQ(chown(path.c_str(), uid, gid), 0) << path;
-  EXPECT_EQ(chmod(path.c_str(), mode), 0) << path;
-}
 
 // ---- the daemon's objects, through the proxies generated from the published XML ----
 
@@ -224,7 +212,7 @@ class DbusAccessModel : public testing::TestWithParam<Mode> {
     ASSERT_EQ(mode.reply, GetParam() == Mode::Polkit ? "polkit" : "groups") << describe(mode);
 
     std::string data = ownedDirectory(*m_daemon, "rootdata", 0, 0, 0755);
-    writeFile(data + "/hello.txt", "hello from root\n", 0, 0, 0644);
+    writeOwnedFile(data + "/hello.txt", "hello from root\n", 0, 0, 0644);
     ASSERT_EQ(m_daemon->ctl({"volume", "create", "rootvol", "--path", data}).exitCode, 0);
     CommandResult repo = m_daemon->ctl({"repo", "create", "rootrepo", "--path", m_daemon->dir() + "/rootrepo"});
     ASSERT_EQ(repo.exitCode, 0) << describe(repo);
@@ -420,7 +408,7 @@ TEST_P(DbusAccessModel, EveryRoleGetsExactlyItsActions) {
     // write, a backup between them, run as themselves (admins' resources run as root). These go
     // through the objects' own methods (Volume.Backup, Repository.Restore).
     std::string own = ownedDirectory(*m_daemon, "own-" + s.role, s.uid, s.gid);
-    writeFile(own + "/mine.txt", "mine\n", s.uid, s.gid, 0600);
+    writeOwnedFile(own + "/mine.txt", "mine\n", s.uid, s.gid, 0600);
     std::string ownRepo = ownedDirectory(*m_daemon, "ownrepo-" + s.role, s.uid, s.gid);
     BusResult v = onBus(s, [&](sdbus::IConnection& c) {
       return json(std::string(ManagerProxy(c).CreateVolume("own-" + s.role, "directory", own, noInteraction())));

@@ -876,4 +876,18 @@ void makeRandomFiles(const std::string& dir, size_t count, size_t bytesEach, uin
 
 std::string compareTrees(const std::string& expected, const std::string& actual) { return compareEntry(expected, actual, ""); }
 
+std::string ownedDirectory(const Daemon& daemon, const std::string& name, uid_t uid, gid_t gid, mode_t mode) {
+  std::string path = daemon.dir() + "/" + name;
+  EXPECT_EQ(mkdir(path.c_str(), mode), 0) << path;
+  EXPECT_EQ(chown(path.c_str(), uid, gid), 0) << path;
+  EXPECT_EQ(chmod(path.c_str(), mode), 0) << path;
+  return path;
+}
+
+void writeOwnedFile(const std::string& path, const std::string& content, uid_t uid, gid_t gid, mode_t mode) {
+  std::ofstream(path) << content;
+  EXPECT_EQ(chown(path.c_str(), uid, gid), 0) << path;
+  EXPECT_EQ(chmod(path.c_str(), mode), 0) << path;
+}
+
 }  // namespace zbtest

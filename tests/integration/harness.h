@@ -126,6 +126,10 @@ class OwnedPolkitEnvironment : public PolkitEnvironment {
   explicit OwnedPolkitEnvironment(PolkitEnvironmentOptions options = {});
   ~OwnedPolkitEnvironment();
 };
+// A directory owned by `uid`:`gid` with `mode`, under the daemon's temporary root (0755); EXPECTs that it worked.
+std::string ownedDirectory(const Daemon& daemon, const std::string& name, uid_t uid, gid_t gid, mode_t mode = 0700);
+// A file with `content`, owned by `uid`:`gid` with `mode`; EXPECTs that it worked.
+void writeOwnedFile(const std::string& path, const std::string& content, uid_t uid, gid_t gid, mode_t mode);
 // Runs a program (absolute path) with args, returns exit code and output. Bounded (killed after 300 s).
 CommandResult run(const std::vector<std::string>& argv, const std::string& input = "");
 

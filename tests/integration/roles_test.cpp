@@ -29,25 +29,13 @@ namespace {
 using nlohmann::json;
 using zbtest::CommandResult;
 using zbtest::Daemon;
+using zbtest::ownedDirectory;
+using zbtest::writeOwnedFile;
 
 std::string describe(const CommandResult& r) { return "exit " + std::to_string(r.exitCode) + "\nstdout: " + r.out + "\nstderr: " + r.err; }
 
 bool contains(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
 
-// A directory owned by `uid`, mode `mode`, under the daemon's temporary root (0755).
-std::string ownedDirectory(const Daemon& daemon, const std::string& name, uid_t uid, gid_t gid, mode_t mode = 0700) {
-  std::string path = daemon.dir() + "/" + name;
-  EXPECT_EQ(mkdir(path.c_str(), mode), 0) << path;
-  EXPECT_EQ(chown(path.c_str(), uid, gid), 0) << path;
-  EXPECT_EQ(chmod(path.c_str(), mode), 0) << path;
-  return path;
-}
-
-void writeFile(const std::string& path, const std::string& content, uid_t uid, gid_t gid, mode_t mode) {
-  std::ofstream(path) << content;
-  EXPECT_EQ(chown(path.c_str(), uid, gid), 0) << path;
-  EXPECT_EQ(chmod(path.c_str(), mode), 0) << path;
-}
 
 // One call on a connection of its own; "" on success, else the error name, then a newline and the reply parameters.
 std::string call(const std::string& socket, const std::string& method, const json& parameters) {
@@ -100,7 +88,7 @@ class AccessModel : public testing::TestWithParam<Mode> {
     ASSERT_EQ(m_daemon->ctlJson({"status"}).value("authorization", ""), GetParam() == Mode::Polkit ? "polkit" : "groups");
 
     std::string data = ownedDirectory(*m_daemon, "rootdata", 0, 0, 0755);
-    writeFile(data + "/hello.txt", "hello from root\n", 0, 0, 0644);
+    writeOwnedFile(data + "/hello.txt", "hello from root\n", 0, 0, 0644);
     ASSERT_EQ(m_daemon->ctl({"volume", "create", "rootvol", "--path", data}).exitCode, 0);
     CommandResult repo = m_daemon->ctl({"repo", "create", "rootrepo", "--path", m_daemon->dir() + "/rootrepo"});
     ASSERT_EQ(repo.exitCode, 0) << describe(repo);
@@ -210,7 +198,7 @@ TEST_P(AccessModel, EveryRoleGetsExactlyItsActions) {
     // Everyone has resources of their own: a volume they can read, a repository where they can
     // write, a backup between them, run as themselves (admins' resources run as root).
     std::string own = ownedDirectory(*m_daemon, "own-" + s.role, s.uid, s.gid);
-    writeFile(own + "/mine.txt", "mine\n", s.uid, s.gid, 0600);
+    writeOwnedFile(own + "/mine.txt", "mine\n", s.uid, s.gid, 0600);
     std::string ownRepo = ownedDirectory(*m_daemon, "ownrepo-" + s.role, s.uid, s.gid);
     CommandResult v = as(s, {"volume", "create", "own-" + s.role, "--path", own});
     EXPECT_EQ(v.exitCode, 0) << who << ": " << describe(v);
@@ -279,8 +267,8 @@ TEST_F(Ownership, AUserWithoutARoleActsOnlyAsThemselves) {
   zbtest::makeRandomFiles(data + "/bulk", 24, 2 << 20);
   EXPECT_EQ(chown((data + "/bulk").c_str(), none.uid, none.gid), 0);
   for (int i = 0; i < 24; ++i) EXPECT_EQ(chown((data + "/bulk/blob" + std::to_string(i)).c_str(), none.uid, none.gid), 0);
-  writeFile(data + "/visible.txt", "visible\n", none.uid, none.gid, 0600);
-  writeFile(data + "/roots-secret.txt", "root only\n", 0, 0, 0600);
+  writeOwnedFile(data + "/visible.txt", "visible\n", none.uid, none.gid, 0600);
+  writeOwnedFile(data + "/roots-secret.txt", "root only\n", 0, 0, 0600);
   std::string repoDir = ownedDirectory(d, "none-repo", none.uid, none.gid);
   ASSERT_EQ(d.ctl({"volume", "create", "mine", "--path", data}, "", none.name).exitCode, 0);
   CommandResult created = d.ctl({"repo", "create", "mine", "--path", repoDir + "/r"}, "", none.name);
