@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <stdexcept>
 #include <string>
 #include <sstream>
@@ -105,6 +106,14 @@ zerobyte::Error thrownError(Body&& body) {
   }
   ADD_FAILURE() << "expected zerobyte::Error";
   return zerobyte::Error(zerobyte::ErrorCode::Internal, "nothing thrown");
+}
+
+// The message of the Error(InvalidArgument) that `body` throws (failing the test on another error or none).
+template <class Body>
+std::string rejection(Body&& body) {
+  zerobyte::Error e = thrownError(std::forward<Body>(body));
+  EXPECT_EQ(e.code(), zerobyte::ErrorCode::InvalidArgument) << e.what();
+  return e.what();
 }
 
 // Writes raw bytes into a table of the LMDB environment in `directory`, past the Store, to plant records the

@@ -3,6 +3,8 @@
 
 #include "common/errors.h"
 
+#include "tests/unit/test_support.h"
+
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -11,17 +13,7 @@
 namespace zerobyte::core {
 namespace {
 
-// The message of the Error(InvalidArgument) that `call` throws; fails the test if it does not.
-std::string rejection(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::InvalidArgument) << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "expected Error(InvalidArgument), nothing was thrown";
-  return {};
-}
+using zbtest::unit::rejection;
 
 std::string nameRejection(std::string_view name) {
   return rejection([&] { validateName(name, "volume name"); });
