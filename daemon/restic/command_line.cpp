@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <initializer_list>
+#include <optional>
+#include <utility>
 
 namespace zerobyte::restic {
 namespace {
@@ -85,6 +87,43 @@ std::vector<std::string> forgetArgs(const RepositoryContext& ctx, const std::str
   auto argv = command(ctx, {"forget"}, Lock::Take, Json::On);
   argv.emplace_back("--");
   argv.push_back(snapshot);
+  return argv;
+}
+
+std::vector<std::string> forgetPolicyArgs(const RepositoryContext& ctx, const core::RetentionPolicy& policy,
+                                          const std::string& scheduleTag, const std::string& host, bool dryRun) {
+  // Without --tag or --host restic would apply the policy to every schedule's and every host's snapshots.
+  if (scheduleTag.empty() || host.empty())
+    throw Error(ErrorCode::Internal, "refusing to build a retention forget without a schedule tag and a host");
+  if (scheduleTag.find(',') != std::string::npos)
+    throw Error(ErrorCode::Internal, "refusing to build a retention forget for the schedule tag \"" +
+                                         scheduleTag.substr(0, 80) + "\": restic would read its ',' as two tags");
+  try {
+    core::requireRetention(policy);
+  } catch (const Error& e) {
+    throw Error(ErrorCode::Internal, std::string("refusing to build a retention forget: ") + e.what());
+  }
+
+  // Never --prune here: pruning is its own, much longer, exclusive operation.
+  auto argv = command(ctx, {"forget"}, Lock::Take, Json::On);
+  argv.insert(argv.end(), {"--tag", scheduleTag, "--host", host});
+  // One group: --tag and --host already select the schedule's own snapshots. restic's default
+  // groups by host and paths, and grouping by tags splits by each snapshot's whole tag set: a
+  // moved volume or a snapshot with extra tags would keep a full policy's worth of its own forever.
+  argv.insert(argv.end(), {"--group-by", "host"});
+  const std::pair<const std::optional<unsigned>*, const char*> counts[] = {
+      {&policy.keepLast, "--keep-last"},       {&policy.keepHourly, "--keep-hourly"}, {&policy.keepDaily, "--keep-daily"},
+      {&policy.keepWeekly, "--keep-weekly"},   {&policy.keepMonthly, "--keep-monthly"},
+      {&policy.keepYearly, "--keep-yearly"}};
+  for (const auto& [count, flag] : counts) {
+    if (!*count) continue;
+    argv.emplace_back(flag);
+    argv.push_back(std::to_string(**count));
+  }
+  if (!policy.keepWithin.empty()) argv.insert(argv.end(), {"--keep-within", policy.keepWithin});
+  // A value is always the element after its flag: restic takes it as the value even when it starts with '-'.
+  addRepeated(argv, "--keep-tag", policy.keepTags);
+  if (dryRun) argv.emplace_back("--dry-run");
   return argv;
 }
 

@@ -1,4 +1,4 @@
-// restic output parsing: version, backup events, snapshot lists, ls lines and failures (0.14 to 0.18 formats).
+// restic output parsing: version, backup events, snapshot lists, forget groups, ls lines and failures (0.14 to 0.18 formats).
 #include "daemon/restic/restic.h"
 
 #include <nlohmann/json.hpp>
@@ -307,6 +307,48 @@ Error locked(const std::vector<std::string>& lines, std::string_view repositoryN
                                                 std::string(repositoryName) + "'");
 }
 
+// The whole of `text` as one JSON document; `fail` turns the reason into the Error to throw.
+template <typename Fail>
+json parseDocument(std::string_view text, const Fail& fail) {
+  try {
+    return json::parse(text.begin(), text.end());
+  } catch (const json::exception& e) {
+    // Drop nlohmann's "[json.exception.parse_error.101] " tag: it means nothing to a reader.
+    std::string_view what = e.what();
+    if (const auto close = what.find("] "); startsWith(what, "[json.exception") && close != std::string_view::npos)
+      what.remove_prefix(close + 2);
+    throw fail(what);
+  }
+}
+
+// The full ids of one "keep" or "remove" list of a forget group. restic always prints both keys,
+// null for an empty list; requiring them tells a group from, say, a snapshot list.
+std::vector<std::string> forgetSnapshotIds(const json& group, const char* key) {
+  std::vector<std::string> ids;
+  if (!group.contains(key)) throw FieldError(std::string("missing \"") + key + "\"");
+  const json* list = member(group, key);
+  if (!list) return ids;
+  if (!list->is_array()) throw FieldError(std::string("\"") + key + "\" is not a list");
+  for (size_t i = 0; i < list->size(); ++i) {
+    const json& snapshot = (*list)[i];
+    const std::string where = std::string("\"") + key + "\" entry " + std::to_string(i + 1);
+    if (!snapshot.is_object()) throw FieldError(where + " is not a JSON object");
+    std::string id;
+    try {
+      id = strictString(snapshot, "id");
+    } catch (const FieldError& e) {
+      throw FieldError(where + ": " + e.what());
+    }
+    // The ids go back to restic and into job records: anything but hex means the output is not what we think.
+    const bool hex = !id.empty() && std::all_of(id.begin(), id.end(), [](char c) {
+      return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+    });
+    if (!hex) throw FieldError(where + " has no hexadecimal \"id\"");
+    ids.push_back(std::move(id));
+  }
+  return ids;
+}
+
 }  // namespace
 
 std::optional<Version> parseVersion(std::string_view output) {
@@ -358,16 +400,7 @@ std::vector<core::Snapshot> parseSnapshots(std::string_view text) {
     return Error(ErrorCode::Failed, "cannot parse the snapshot list from restic: " + truncated(why));
   };
   if (trim(text).empty()) throw fail("the output is empty");
-  json document;
-  try {
-    document = json::parse(text.begin(), text.end());
-  } catch (const json::exception& e) {
-    // Drop nlohmann's "[json.exception.parse_error.101] " tag: it means nothing to a reader.
-    std::string_view what = e.what();
-    if (const auto close = what.find("] "); startsWith(what, "[json.exception") && close != std::string_view::npos)
-      what.remove_prefix(close + 2);
-    throw fail(what);
-  }
+  const json document = parseDocument(text, fail);
   if (!document.is_array()) throw fail("expected a JSON list of snapshots, got " + std::string(document.type_name()));
   std::vector<core::Snapshot> snapshots;
   snapshots.reserve(document.size());
@@ -379,6 +412,28 @@ std::vector<core::Snapshot> parseSnapshots(std::string_view text) {
     }
   }
   return snapshots;
+}
+
+std::vector<ForgetGroupResult> parseForgetOutput(std::string_view text) {
+  const auto fail = [](std::string_view why) {
+    return Error(ErrorCode::Failed, "cannot parse the output of restic forget: " + truncated(why));
+  };
+  // restic 0.14 prints nothing when no snapshot matches --tag and --host (a schedule's first run
+  // on this host, or after its snapshots were forgotten by hand).
+  if (trim(text).empty()) return {};
+  const json document = parseDocument(text, fail);
+  if (!document.is_array()) throw fail("expected a JSON list of groups, got " + std::string(document.type_name()));
+  std::vector<ForgetGroupResult> groups;
+  groups.reserve(document.size());
+  for (size_t i = 0; i < document.size(); ++i) {
+    try {
+      if (!document[i].is_object()) throw FieldError("not a JSON object");
+      groups.push_back(ForgetGroupResult{forgetSnapshotIds(document[i], "keep"), forgetSnapshotIds(document[i], "remove")});
+    } catch (const FieldError& e) {
+      throw fail("group " + std::to_string(i + 1) + ": " + e.what());
+    }
+  }
+  return groups;
 }
 
 std::variant<std::monostate, core::Snapshot, core::Node> parseLsLine(std::string_view line) {

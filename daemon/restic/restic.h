@@ -3,6 +3,7 @@
 
 #include "common/errors.h"
 #include "daemon/core/model.h"
+#include "daemon/core/retention.h"
 
 #include <optional>
 #include <string>
@@ -38,6 +39,15 @@ std::vector<std::string> restoreArgs(const RepositoryContext& ctx, const std::st
 std::vector<std::string> snapshotsArgs(const RepositoryContext& ctx);
 std::vector<std::string> lsArgs(const RepositoryContext& ctx, const std::string& snapshot, const std::string& path);
 std::vector<std::string> forgetArgs(const RepositoryContext& ctx, const std::string& snapshot);
+// Applies a schedule's retention policy (`forget --json`, never --prune) to the snapshots with the
+// tag `scheduleTag` from `host` only (--tag, --host), grouped by host and tags, so snapshots of
+// other schedules and other hosts in the same repository are never considered. Each --keep-*
+// appears only when set, --keep-tag once per tag, --dry-run when asked (restic then only prints
+// what it would remove). Throws Error(Internal) for an empty scheduleTag or host, a scheduleTag
+// with ',' (restic would read it as two tags), or a policy that requireRetention refuses: callers
+// validate these first, and a wrong value here could forget snapshots nobody meant to.
+std::vector<std::string> forgetPolicyArgs(const RepositoryContext& ctx, const core::RetentionPolicy& policy,
+                                          const std::string& scheduleTag, const std::string& host, bool dryRun);
 std::vector<std::string> unlockArgs(const RepositoryContext& ctx);
 // `check` (structure only; reading all data is a later, scheduled option).
 std::vector<std::string> checkArgs(const RepositoryContext& ctx);
@@ -68,6 +78,17 @@ BackupEvent parseBackupLine(std::string_view line);
 
 // `snapshots --json` output (one JSON array). Throws Error(Failed) on malformed input.
 std::vector<core::Snapshot> parseSnapshots(std::string_view json);
+// One group of `forget --json` output: the full ids of the snapshots kept and of those removed
+// (or, with --dry-run, to be removed), newest first as restic lists them.
+struct ForgetGroupResult {
+  std::vector<std::string> keep;
+  std::vector<std::string> remove;
+};
+// `forget --json` output (a JSON list of groups). restic 0.14 prints nothing at all when no snapshot
+// matches the filters: empty output is no groups. Throws Error(Failed) on malformed input (not JSON,
+// not a list, a group that is not an object or lacks "keep" or "remove", either of them not a list or
+// null, a snapshot without a hexadecimal id).
+std::vector<ForgetGroupResult> parseForgetOutput(std::string_view json);
 // One entry of `key list --json`: [{"current":true,"id":"3ea9525f","userName":"root","hostName":"vm",
 // "created":"2026-11-22 07:08:02"}, ...]. "current" marks the key the password opened.
 struct Key {

@@ -132,6 +132,68 @@ TEST(ResticArgs, ForgetNeverPrunesAndUnlockNeverRemovesLiveLocks) {
   }
 }
 
+core::RetentionPolicy keepLast(unsigned count) {
+  core::RetentionPolicy policy;
+  policy.keepLast = count;
+  return policy;
+}
+
+TEST(ResticArgs, ForgetPolicyIsScopedToTheScheduleTagAndHostWithOnlyTheRulesThatAreSet) {
+  EXPECT_EQ(forgetPolicyArgs(sampleContext(), keepLast(1), "zb-schedule-nightly", "vm", false),
+            (std::vector<std::string>{"/usr/bin/restic", "forget", "--cache-dir", "/var/cache/zerobyte/r1", "--repo",
+                                      "/srv/backups/main", "--json", "--tag", "zb-schedule-nightly", "--host", "vm",
+                                      "--group-by", "host", "--keep-last", "1"}));
+
+  core::RetentionPolicy every;
+  every.keepLast = 2;
+  every.keepHourly = 24;
+  every.keepDaily = 7;
+  every.keepWeekly = 4;
+  every.keepMonthly = 12;
+  every.keepYearly = 100000;
+  every.keepWithin = "1y6m";
+  every.keepTags = {"keep", "--prune", "a b"};
+  EXPECT_EQ(forgetPolicyArgs(sampleContext(), every, "-tag-with-dash", "--host=evil", true),
+            (std::vector<std::string>{"/usr/bin/restic", "forget", "--cache-dir", "/var/cache/zerobyte/r1", "--repo",
+                                      "/srv/backups/main", "--json", "--tag", "-tag-with-dash", "--host", "--host=evil",
+                                      "--group-by", "host", "--keep-last", "2", "--keep-hourly", "24",
+                                      "--keep-daily", "7", "--keep-weekly", "4", "--keep-monthly", "12",
+                                      "--keep-yearly", "100000", "--keep-within", "1y6m", "--keep-tag", "keep",
+                                      "--keep-tag", "--prune", "--keep-tag", "a b", "--dry-run"}));
+
+  core::RetentionPolicy within;
+  within.keepWithin = "30d";
+  const auto argv = forgetPolicyArgs(sampleContext(), within, "t", "h", false);
+  EXPECT_EQ(std::vector<std::string>(argv.begin() + 7, argv.end()),
+            (std::vector<std::string>{"--tag", "t", "--host", "h", "--group-by", "host", "--keep-within", "30d"}));
+  for (const auto& flag : {"--prune", "--dry-run", "--no-lock", "--keep-last", "--keep-tag", "--"})
+    EXPECT_EQ(std::count(argv.begin(), argv.end(), flag), 0) << flag;
+}
+
+void expectForgetPolicyRefused(const core::RetentionPolicy& policy, const std::string& tag, const std::string& host,
+                               std::string_view detail) {
+  try {
+    forgetPolicyArgs(sampleContext(), policy, tag, host, false);
+    ADD_FAILURE() << "accepted tag \"" << tag << "\" host \"" << host << "\"";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::Internal) << e.what();
+    EXPECT_NE(std::string(e.what()).find(detail), std::string::npos) << e.what();
+  }
+}
+
+TEST(ResticArgs, ForgetPolicyRefusesWhatCouldReachOtherSchedulesOrHosts) {
+  // Without --tag or --host the policy would apply to every schedule's or every host's snapshots.
+  expectForgetPolicyRefused(keepLast(1), "", "vm", "without a schedule tag and a host");
+  expectForgetPolicyRefused(keepLast(1), "nightly", "", "without a schedule tag and a host");
+  expectForgetPolicyRefused(keepLast(1), "nightly,weekly", "vm", "restic would read its ',' as two tags");
+  // An empty policy would keep everything, an invalid one could forget what nobody meant to.
+  expectForgetPolicyRefused(core::RetentionPolicy{}, "nightly", "vm", "the retention policy is empty");
+  core::RetentionPolicy future;
+  future.keepWithin = "-1d";
+  expectForgetPolicyRefused(future, "nightly", "vm", "keep_within \"-1d\" is not valid");
+  expectForgetPolicyRefused(keepLast(0), "nightly", "vm", "keep_last 0 is not valid");
+}
+
 TEST(ResticArgs, CheckTakesTheLockAndReadsNoData) {
   RepositoryContext ctx;
   ctx.binary = "/usr/bin/restic";
@@ -436,6 +498,68 @@ TEST(ResticSnapshots, MalformedOutputIsAFailedError) {
   expectSnapshotListRejected("[3]", "not a JSON object");
   // `forget --json` prints groups, not snapshots: it must not be mistaken for a list of them.
   expectSnapshotListRejected(readSample("forget.json"), "entry 1: missing \"id\"");
+}
+
+// ---------------------------------------------------------------- forget --json
+
+TEST(ResticForget, ReadsTheRecordedPolicyDryRun) {
+  // restic 0.14: forget --json --dry-run --tag t --host h --group-by host,tags --keep-last 1 after three backups.
+  const auto groups = parseForgetOutput(readSample("forget-policy.json"));
+  ASSERT_EQ(groups.size(), 1u);
+  EXPECT_EQ(groups[0].keep, std::vector<std::string>{"0126dd77738e50d2416c757349ab4ee6fa91eed9777eba626c3672c67ea62fef"});
+  EXPECT_EQ(groups[0].remove, (std::vector<std::string>{"a6ce897605ecce954c5d1caab649ade9b08fec0a95b0928b1bee798813c823fb",
+                                                        "0d2a238f4ce250ef28d906b7e8d02f40dcb378d422be4462e7d5a48d3194575e"}));
+  // The older recording: a group without tags (null), same shape.
+  const auto untagged = parseForgetOutput(readSample("forget.json"));
+  ASSERT_EQ(untagged.size(), 1u);
+  EXPECT_EQ(untagged[0].keep, std::vector<std::string>{"6b823dbf5e13e0cd95733934f5d9ffad1cd06b5683a4edbc4b8fafb6e5f5771e"});
+  EXPECT_EQ(untagged[0].remove.size(), 2u);
+}
+
+TEST(ResticForget, NothingToRemoveAndNothingMatchedAreNotErrors) {
+  // restic 0.14 prints "remove": null when the policy keeps every snapshot of a group...
+  const auto keepAll = parseForgetOutput(
+      R"([{"tags":["t"],"host":"h","paths":null,"keep":[{"time":"2026-11-22T13:24:46.312971057Z","tree":"feb7b8f03e217e56886824e9f83173caa5a35d42905459c83b5784773932eaa0","paths":["/tmp/zb-forget-sample/src"],"hostname":"h","username":"root","tags":["t"],"id":"0126dd77738e50d2416c757349ab4ee6fa91eed9777eba626c3672c67ea62fef","short_id":"0126dd77"}],"remove":null,"reasons":[]}])"
+      "\n");
+  ASSERT_EQ(keepAll.size(), 1u);
+  EXPECT_EQ(keepAll[0].keep.size(), 1u);
+  EXPECT_TRUE(keepAll[0].remove.empty());
+  // ...and nothing at all when no snapshot has the tag on the host.
+  EXPECT_TRUE(parseForgetOutput("").empty());
+  EXPECT_TRUE(parseForgetOutput("\n").empty());
+  EXPECT_TRUE(parseForgetOutput("[]").empty());
+}
+
+void expectForgetOutputRejected(std::string_view text, std::string_view detail) {
+  try {
+    parseForgetOutput(text);
+    ADD_FAILURE() << "accepted: " << text;
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::Failed);
+    const std::string message = e.what();
+    EXPECT_EQ(message.rfind("cannot parse the output of restic forget: ", 0), 0u) << message;
+    EXPECT_NE(message.find(detail), std::string::npos) << message;
+    EXPECT_EQ(message.find("json.exception"), std::string::npos) << message;
+  }
+}
+
+TEST(ResticForget, MalformedOutputIsAFailedError) {
+  expectForgetOutputRejected("Fatal: wrong password or no key found", "syntax error");
+  expectForgetOutputRejected(R"([{"keep":[],"remove":[])", "");
+  expectForgetOutputRejected("null", "expected a JSON list of groups, got null");
+  expectForgetOutputRejected("{}", "expected a JSON list of groups, got object");
+  expectForgetOutputRejected("[3]", "group 1: not a JSON object");
+  expectForgetOutputRejected(R"([{"keep":null,"remove":null},{"remove":null}])", "group 2: missing \"keep\"");
+  expectForgetOutputRejected(R"([{"keep":null}])", "group 1: missing \"remove\"");
+  expectForgetOutputRejected(R"([{"keep":{},"remove":null}])", "group 1: \"keep\" is not a list");
+  expectForgetOutputRejected(R"([{"keep":null,"remove":[7]}])", "group 1: \"remove\" entry 1 is not a JSON object");
+  expectForgetOutputRejected(R"([{"keep":[{"id":"abc123"},{"short_id":"abc"}],"remove":null}])",
+                             "group 1: \"keep\" entry 2 has no hexadecimal \"id\"");
+  expectForgetOutputRejected(R"([{"keep":null,"remove":[{"id":5}]}])", "group 1: \"remove\" entry 1: \"id\" is not a string");
+  expectForgetOutputRejected(R"([{"keep":null,"remove":[{"id":"--prune"}]}])", "has no hexadecimal \"id\"");
+  expectForgetOutputRejected(R"([{"keep":null,"remove":[{"id":"ABCDEF12"}]}])", "has no hexadecimal \"id\"");
+  // A snapshot list is not a forget result, though both are lists of objects.
+  expectForgetOutputRejected(readSample("snapshots.json"), "group 1: missing \"keep\"");
 }
 
 // ---------------------------------------------------------------- ls --json
@@ -895,6 +1019,83 @@ TEST_F(LiveRestic, ForgetWhileABackupHoldsTheLockIsRepositoryLocked) {
   const auto held = finish(holder);
   EXPECT_EQ(held.exitCode, 0) << held.err;
   EXPECT_EQ(run(forgetArgs(m_ctx, snapshots[0].id)).exitCode, 0);
+}
+
+TEST_F(LiveRestic, RetentionPolicyForgetsOnlyTheOlderSnapshotsOfItsOwnTagAndHost) {
+  ASSERT_EQ(run(initArgs(m_ctx)).exitCode, 0);
+  writeFile(src() / "a.txt", "hello\n");
+  // Returns the full id of the new snapshot (0.14's summary carries the short id).
+  int round = 0;
+  const auto backupAs = [&](const std::string& tag, const std::string& host) -> std::string {
+    writeFile(src() / "a.txt", "round " + std::to_string(++round) + "\n");
+    auto argv = backupArgs(m_ctx, src().string(), {tag}, {});
+    argv.insert(std::find(argv.begin(), argv.end(), "--"), {"--host", host});
+    const auto backup = run(argv);
+    EXPECT_EQ(backup.exitCode, 0) << backup.err;
+    const auto summaries = only<core::BackupSummary>(parseBackupLines(backup.out));
+    if (summaries.size() != 1) return {};
+    for (const auto& snapshot : parseSnapshots(run(snapshotsArgs(m_ctx)).out))
+      if (snapshot.id.rfind(summaries[0].snapshotId, 0) == 0) return snapshot.id;
+    return {};
+  };
+  std::vector<std::string> ownOlder, others;
+  ownOlder.push_back(backupAs("nightly", "alpha"));
+  others.push_back(backupAs("weekly", "alpha"));
+  others.push_back(backupAs("nightly", "beta"));
+  ownOlder.push_back(backupAs("nightly", "alpha"));
+  others.push_back(backupAs("weekly", "beta"));
+  others.push_back(backupAs("nightly", "beta"));
+  const std::string ownNewest = backupAs("nightly", "alpha");
+  // The other schedule and the other host back up last: their newest must not count for alpha's nightly.
+  others.push_back(backupAs("weekly", "alpha"));
+  others.push_back(backupAs("nightly", "beta"));
+  ASSERT_FALSE(HasFailure());
+  std::sort(ownOlder.begin(), ownOlder.end());
+
+  core::RetentionPolicy policy;
+  policy.keepLast = 1;
+  // Taken as a tag to keep (none has it), not as the flag: otherwise nothing would be forgotten below.
+  policy.keepTags = {"--dry-run"};
+
+  const auto dryRun = run(forgetPolicyArgs(m_ctx, policy, "nightly", "alpha", true));
+  ASSERT_EQ(dryRun.exitCode, 0) << dryRun.err;
+  const auto planned = parseForgetOutput(dryRun.out);
+  ASSERT_EQ(planned.size(), 1u) << dryRun.out;
+  EXPECT_EQ(planned[0].keep, std::vector<std::string>{ownNewest});
+  auto plannedRemove = planned[0].remove;
+  std::sort(plannedRemove.begin(), plannedRemove.end());
+  EXPECT_EQ(plannedRemove, ownOlder);
+  EXPECT_EQ(parseSnapshots(run(snapshotsArgs(m_ctx)).out).size(), 9u) << "the dry run removed snapshots";
+
+  const auto forget = run(forgetPolicyArgs(m_ctx, policy, "nightly", "alpha", false));
+  ASSERT_EQ(forget.exitCode, 0) << forget.err;
+  const auto done = parseForgetOutput(forget.out);
+  ASSERT_EQ(done.size(), 1u) << forget.out;
+  auto removed = done[0].remove;
+  std::sort(removed.begin(), removed.end());
+  EXPECT_EQ(removed, ownOlder);
+
+  const auto list = run(snapshotsArgs(m_ctx));
+  ASSERT_EQ(list.exitCode, 0) << list.err;
+  std::vector<std::string> remaining;
+  for (const auto& snapshot : parseSnapshots(list.out)) remaining.push_back(snapshot.id);
+  std::sort(remaining.begin(), remaining.end());
+  auto expected = others;
+  expected.push_back(ownNewest);
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(remaining, expected);
+
+  // Run again: the policy is met, nothing more goes.
+  const auto again = run(forgetPolicyArgs(m_ctx, policy, "nightly", "alpha", false));
+  ASSERT_EQ(again.exitCode, 0) << again.err;
+  const auto nothing = parseForgetOutput(again.out);
+  ASSERT_EQ(nothing.size(), 1u);
+  EXPECT_TRUE(nothing[0].remove.empty());
+  // A schedule with no snapshots on this host yet: restic prints nothing, which is no groups.
+  const auto fresh = run(forgetPolicyArgs(m_ctx, policy, "hourly", "alpha", false));
+  ASSERT_EQ(fresh.exitCode, 0) << fresh.err;
+  EXPECT_TRUE(parseForgetOutput(fresh.out).empty()) << fresh.out;
+  EXPECT_EQ(parseSnapshots(run(snapshotsArgs(m_ctx)).out).size(), 7u);
 }
 
 }  // namespace
