@@ -74,7 +74,7 @@ TEST(ConfigShippedFile, UncommentedSettingsAndExamplesLoadAndMatchTheDefaults) {
     }
     text += line + "\n";
   }
-  EXPECT_EQ(uncommented, 14 + 3 + 4) << text;
+  EXPECT_EQ(uncommented, 16 + 3 + 4) << text;
   Config config = loadString(text, "uncommented.yaml");
   DaemonSettings defaults;
   EXPECT_EQ(config.daemon.stateDirectory, "/var/lib/zerobyte");
@@ -90,6 +90,8 @@ TEST(ConfigShippedFile, UncommentedSettingsAndExamplesLoadAndMatchTheDefaults) {
   EXPECT_EQ(config.daemon.auditMaxEntries, defaults.auditMaxEntries);
   EXPECT_EQ(config.daemon.jobHistory, defaults.jobHistory);
   EXPECT_EQ(config.daemon.cancelGraceSeconds, defaults.cancelGraceSeconds);
+  EXPECT_EQ(config.daemon.finishedJobSeconds, defaults.finishedJobSeconds);
+  EXPECT_EQ(config.daemon.dbus, defaults.dbus);
   EXPECT_EQ(config.daemon.logLevel, defaults.logLevel);
   ASSERT_EQ(config.volumes.size(), 1u);
   EXPECT_EQ(config.volumes[0].name, "etc");
@@ -173,7 +175,8 @@ TEST(ConfigErrors, UnknownKeyPointsAtTheKeyAndSuggestsTheClosestSpelling) {
                            "  stat_directory: /var/lib/zerobyte\n"),
             "zerobyte.yaml:3:3: unknown key \"stat_directory\" in \"daemon\"; expected one of: state_directory, "
             "runtime_directory, cache_directory, socket, restic, authorization, viewer_group, operator_group, "
-            "admin_group, job_history, cancel_grace_seconds, log_level, audit_max_age_days, audit_max_entries; did you "
+            "admin_group, job_history, cancel_grace_seconds, finished_job_seconds, dbus, log_level, audit_max_age_days, "
+            "audit_max_entries; did you "
             "mean \"state_directory\"?");
 }
 
@@ -197,6 +200,19 @@ TEST(ConfigErrors, BadIntegerPointsAtTheValue) {
     EXPECT_TRUE(contains(onlyDiagnostic("daemon: {job_history: " + std::string(value) + "}\n"),
                          "zerobyte.yaml:1:23: daemon.job_history: expected an integer from 1 to 100000"))
         << value;
+  EXPECT_EQ(onlyDiagnostic("daemon:\n"
+                           "  finished_job_seconds: 86401\n"),
+            "zerobyte.yaml:2:25: daemon.finished_job_seconds: expected an integer from 0 to 86400, got \"86401\"");
+}
+
+TEST(ConfigLoad, DbusAndFinishedJobSeconds) {
+  Config config = loadString("daemon:\n  dbus: off\n  finished_job_seconds: 0\n", "zerobyte.yaml");
+  EXPECT_FALSE(config.daemon.dbus);
+  EXPECT_EQ(config.daemon.finishedJobSeconds, 0u);
+  EXPECT_TRUE(loadString("daemon:\n  dbus: auto\n", "zerobyte.yaml").daemon.dbus);
+  EXPECT_EQ(onlyDiagnostic("daemon:\n"
+                           "  dbus: yes\n"),
+            "zerobyte.yaml:2:9: daemon.dbus: expected one of auto, off, got \"yes\"");
 }
 
 TEST(ConfigErrors, EmptyValuePointsAtItsKey) {
@@ -413,7 +429,8 @@ TEST(ConfigErrors, AllProblemsAreReportedTogetherInFileOrder) {
     std::vector<std::string> expected = {
         f + ":2:3: unknown key \"stat_directory\" in \"daemon\"; expected one of: state_directory, runtime_directory, "
             "cache_directory, socket, restic, authorization, viewer_group, operator_group, admin_group, job_history, "
-            "cancel_grace_seconds, log_level, audit_max_age_days, audit_max_entries; did you mean \"state_directory\"?",
+            "cancel_grace_seconds, finished_job_seconds, dbus, log_level, audit_max_age_days, audit_max_entries; did you mean "
+            "\"state_directory\"?",
         f + ":3:16: daemon.job_history: expected an integer from 1 to 100000, got \"many\"",
         f + ":4:14: daemon.log_level: expected one of debug, info, notice, warning, error, got \"verbose\"",
         f + ":7:11: volumes[0].path \"etc\" is not valid: it is relative; give an absolute path that starts with '/'",
