@@ -188,7 +188,8 @@ bool keepDirectories() {
 }
 
 // The stock system-bus policy, on a private socket, without <user> (the test runs as root) and
-// without activation; <dir>/system.d holds the project's bus policy. max_replies_per_connection
+// without activation; <dir>/system.d holds the host's bus policies (polkit's among them) except an
+// installed copy of zerobyte's, and the project's own. max_replies_per_connection
 // stays at the system bus's 128, as in production.
 std::string busConfig(const std::filesystem::path& dir) {
   return R"(<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
@@ -213,7 +214,6 @@ std::string busConfig(const std::filesystem::path& dir) {
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
     <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus" send_member="UpdateActivationEnvironment"/>
   </policy>
-  <includedir>/usr/share/dbus-1/system.d</includedir>
   <includedir>)" + (dir / "system.d").string() + R"(</includedir>
 </busconfig>
 )";
@@ -309,7 +309,12 @@ PolkitEnvironment::PolkitEnvironment(Options options) : m_options(std::move(opti
   };
   copy(m_options.policyFile, m_dir / "actions" / m_options.policyFile.filename());
   copy(m_options.rulesFile, m_dir / "rules.d" / m_options.rulesFile.filename());
-  copy(m_options.busPolicyFile, m_dir / "system.d" / m_options.busPolicyFile.filename());
+  // The host's bus policies, but never an installed zerobyte's: the tests use the source tree's (or none).
+  std::error_code ignored;
+  for (const auto& entry : std::filesystem::directory_iterator("/usr/share/dbus-1/system.d", ignored))
+    if (entry.path().extension() == ".conf" && entry.path().filename() != "org.zerobyte.Daemon1.conf")
+      copy(entry.path(), m_dir / "system.d" / entry.path().filename());
+  if (!m_options.busPolicyFile.empty()) copy(m_options.busPolicyFile, m_dir / "system.d" / m_options.busPolicyFile.filename());
   for (const auto& rules : m_options.extraRules) {
     if (rules.name.empty() || rules.name.find('/') != std::string::npos || rules.name == m_options.rulesFile.filename().string())
       throw std::runtime_error("test environment: bad name for an extra polkit rules file: \"" + rules.name + "\"");
