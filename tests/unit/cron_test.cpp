@@ -33,10 +33,11 @@ std::string utcText(sys_seconds t) {
   auto day = std::chrono::floor<std::chrono::days>(t);
   std::chrono::year_month_day ymd{day};
   std::chrono::hh_mm_ss time{t - day};
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%04d-%02u-%02u %02ld:%02ld", static_cast<int>(ymd.year()),
+  // Field widths bounded by the types (hours < 24, minutes < 60), so nothing can be cut off.
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%04d-%02u-%02u %02u:%02u", static_cast<int>(ymd.year()),
                 static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                static_cast<long>(time.hours().count()), static_cast<long>(time.minutes().count()));
+                static_cast<unsigned>(time.hours().count()) % 24u, static_cast<unsigned>(time.minutes().count()) % 60u);
   return buffer;
 }
 
