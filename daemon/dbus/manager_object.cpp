@@ -82,7 +82,7 @@ void ManagerObject::CreateRepository(sdbus::Result<sdbus::ObjectPath, sdbus::Obj
         "CreateRepository", {{"name", name}, {"type", type}, {"path", path}}, options, std::move(result),
         [this, sender](auto& r, const json& reply) {
           r.returnResults(sdbus::ObjectPath(repositoryPath(reply.at("repository").at("id").get<std::string>())),
-                          sdbus::ObjectPath(m_tree.exportJob(reply.at("job").at("id").get<uint64_t>(), sender)));
+                          m_tree.jobOfReply(reply, sender));
         });
   });
 }
@@ -95,7 +95,7 @@ void ManagerObject::ImportRepository(sdbus::Result<sdbus::ObjectPath, sdbus::Obj
         "ImportRepository", {{"name", name}, {"type", type}, {"path", path}, {"password", password}}, options, std::move(result),
         [this, sender](auto& r, const json& reply) {
           r.returnResults(sdbus::ObjectPath(repositoryPath(reply.at("repository").at("id").get<std::string>())),
-                          sdbus::ObjectPath(m_tree.exportJob(reply.at("job").at("id").get<uint64_t>(), sender)));
+                          m_tree.jobOfReply(reply, sender));
         });
   });
 }
@@ -119,22 +119,16 @@ void ManagerObject::FindRepository(sdbus::Result<sdbus::ObjectPath>&& result, st
 void ManagerObject::StartBackup(sdbus::Result<sdbus::ObjectPath>&& result, std::string volume, std::string repository,
                                 Vardict options) {
   guarded([&] {
-    std::string sender = m_tree.peers().current().sender;
     m_tree.call<sdbus::ObjectPath>("StartBackup", {{"volume", volume}, {"repository", repository}}, options, std::move(result),
-                                   [this, sender](auto& r, const json& reply) {
-                                     r.returnResults(sdbus::ObjectPath(m_tree.exportJob(reply.at("job").at("id").get<uint64_t>(), sender)));
-                                   });
+                                   m_tree.jobAnswer());
   });
 }
 
 void ManagerObject::StartRestore(sdbus::Result<sdbus::ObjectPath>&& result, std::string repository, std::string snapshot,
                                  std::string target, Vardict options) {
   guarded([&] {
-    std::string sender = m_tree.peers().current().sender;
     m_tree.call<sdbus::ObjectPath>("StartRestore", {{"repository", repository}, {"snapshot", snapshot}, {"target", target}},
-                                   options, std::move(result), [this, sender](auto& r, const json& reply) {
-                                     r.returnResults(sdbus::ObjectPath(m_tree.exportJob(reply.at("job").at("id").get<uint64_t>(), sender)));
-                                   });
+                                   options, std::move(result), m_tree.jobAnswer());
   });
 }
 

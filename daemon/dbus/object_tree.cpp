@@ -373,6 +373,16 @@ std::string ObjectTree::exportJob(uint64_t id, const std::string& watcher) {
   return jobPath(id);
 }
 
+sdbus::ObjectPath ObjectTree::jobOfReply(const json& reply, const std::string& watcher) {
+  return sdbus::ObjectPath(exportJob(reply.at("job").at("id").get<uint64_t>(), watcher));
+}
+
+std::function<void(sdbus::Result<sdbus::ObjectPath>&, const json&)> ObjectTree::jobAnswer() {
+  return [this, sender = m_peers->current().sender](sdbus::Result<sdbus::ObjectPath>& r, const json& reply) {
+    r.returnResults(jobOfReply(reply, sender));
+  };
+}
+
 std::string ObjectTree::volumePathByName(const std::string& name) const {
   for (const auto& [id, v] : m_volumes)
     if (v->volume().name == name) return volumePath(id);

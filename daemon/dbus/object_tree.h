@@ -137,6 +137,11 @@ class ObjectTree {
   // The job's object (created if the job is known but not exported yet); `watcher`, the client
   // whose call started it, hears how it ends (Completed).
   std::string exportJob(uint64_t id, const std::string& watcher);
+  // The object of the job in a reply's "job" record, watched by `watcher`.
+  sdbus::ObjectPath jobOfReply(const nlohmann::json& reply, const std::string& watcher);
+  // The answer of a method that starts a job: the job's object, watched by the client calling now.
+  // It holds the tree, never the object called (which may be gone by the time the answer comes).
+  std::function<void(sdbus::Result<sdbus::ObjectPath>&, const nlohmann::json&)> jobAnswer();
 
  private:
   bool readableBy(bool allowed);

@@ -85,42 +85,30 @@ void RepositoryObject::ListFiles(sdbus::Result<std::vector<Vardict>>&& result, s
   });
 }
 
-namespace {
-
-// The answer of a method that starts a job: its object, watched by the client that called.
-std::function<void(sdbus::Result<sdbus::ObjectPath>&, const json&)> jobAnswer(ObjectTree& tree) {
-  std::string sender = tree.peers().current().sender;
-  return [&tree, sender](sdbus::Result<sdbus::ObjectPath>& r, const json& reply) {
-    r.returnResults(sdbus::ObjectPath(tree.exportJob(reply.at("job").at("id").get<uint64_t>(), sender)));
-  };
-}
-
-}  // namespace
-
 void RepositoryObject::Restore(sdbus::Result<sdbus::ObjectPath>&& result, std::string snapshot, std::string target, Vardict options) {
   guarded([&] {
     m_tree.call<sdbus::ObjectPath>("StartRestore", {{"repository", m_repository.name}, {"snapshot", snapshot}, {"target", target}},
-                                   options, std::move(result), jobAnswer(m_tree));
+                                   options, std::move(result), m_tree.jobAnswer());
   });
 }
 
 void RepositoryObject::ForgetSnapshot(sdbus::Result<sdbus::ObjectPath>&& result, std::string snapshot, Vardict options) {
   guarded([&] {
     m_tree.call<sdbus::ObjectPath>("ForgetSnapshot", {{"repository", m_repository.name}, {"snapshot", snapshot}}, options,
-                                   std::move(result), jobAnswer(m_tree));
+                                   std::move(result), m_tree.jobAnswer());
   });
 }
 
 void RepositoryObject::Check(sdbus::Result<sdbus::ObjectPath>&& result, Vardict options) {
   guarded([&] {
-    m_tree.call<sdbus::ObjectPath>("CheckRepository", {{"name", m_repository.name}}, options, std::move(result), jobAnswer(m_tree));
+    m_tree.call<sdbus::ObjectPath>("CheckRepository", {{"name", m_repository.name}}, options, std::move(result), m_tree.jobAnswer());
   });
 }
 
 void RepositoryObject::ChangePassword(sdbus::Result<sdbus::ObjectPath>&& result, Vardict options) {
   guarded([&] {
     m_tree.call<sdbus::ObjectPath>("ChangeRepositoryPassword", {{"name", m_repository.name}}, options, std::move(result),
-                                   jobAnswer(m_tree));
+                                   m_tree.jobAnswer());
   });
 }
 

@@ -45,12 +45,8 @@ void VolumeObject::Backup(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::Obje
   guarded([&] {
     auto name = m_tree.repositoryNameByPath(repository);
     if (!name) throw Error(ErrorCode::NotFound, "no repository at " + std::string(repository), {{"parameter", "repository"}});
-    std::string sender = m_tree.peers().current().sender;
     m_tree.call<sdbus::ObjectPath>("StartBackup", {{"volume", m_volume.name}, {"repository", *name}}, options, std::move(result),
-                                   // Not `this`: the volume may be gone by the time the answer comes.
-                                   [&tree = m_tree, sender](auto& r, const json& reply) {
-                                     r.returnResults(sdbus::ObjectPath(tree.exportJob(reply.at("job").at("id").get<uint64_t>(), sender)));
-                                   });
+                                   m_tree.jobAnswer());
   });
 }
 
