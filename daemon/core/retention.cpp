@@ -89,18 +89,23 @@ void checkTags(const std::vector<std::string>& tags) {
 
 }  // namespace
 
+std::array<RetentionCount, 6> retentionCounts(const RetentionPolicy& policy) {
+  return {{{"last", policy.keepLast},
+           {"hourly", policy.keepHourly},
+           {"daily", policy.keepDaily},
+           {"weekly", policy.keepWeekly},
+           {"monthly", policy.keepMonthly},
+           {"yearly", policy.keepYearly}}};
+}
+
 bool RetentionPolicy::empty() const {
-  return !keepLast && !keepHourly && !keepDaily && !keepWeekly && !keepMonthly && !keepYearly && keepWithin.empty() &&
-         keepTags.empty();
+  for (const auto& count : retentionCounts(*this))
+    if (count.value) return false;
+  return keepWithin.empty() && keepTags.empty();
 }
 
 void validateRetention(const RetentionPolicy& policy) {
-  checkCount(policy.keepLast, "keep_last");
-  checkCount(policy.keepHourly, "keep_hourly");
-  checkCount(policy.keepDaily, "keep_daily");
-  checkCount(policy.keepWeekly, "keep_weekly");
-  checkCount(policy.keepMonthly, "keep_monthly");
-  checkCount(policy.keepYearly, "keep_yearly");
+  for (const auto& count : retentionCounts(policy)) checkCount(count.value, "keep_" + std::string(count.name));
   checkWithin(policy.keepWithin);
   checkTags(policy.keepTags);
 }
@@ -116,12 +121,10 @@ void requireRetention(const RetentionPolicy& policy) {
 std::string describeRetention(const RetentionPolicy& policy) {
   if (policy.empty()) return "keep every snapshot";
   std::vector<std::string> parts;
-  if (policy.keepLast) parts.push_back("the last " + std::to_string(*policy.keepLast));
-  const std::pair<const std::optional<unsigned>*, const char*> periodic[] = {
-      {&policy.keepHourly, "hourly"}, {&policy.keepDaily, "daily"},     {&policy.keepWeekly, "weekly"},
-      {&policy.keepMonthly, "monthly"}, {&policy.keepYearly, "yearly"}};
-  for (const auto& [count, period] : periodic)
-    if (*count) parts.push_back(std::to_string(**count) + " " + period);
+  for (const auto& [name, value] : retentionCounts(policy)) {
+    if (!value) continue;
+    parts.push_back(name == "last" ? "the last " + std::to_string(*value) : std::to_string(*value) + " " + std::string(name));
+  }
   // Tags, and a duration that did not pass validation, are quoted: no value can break the line.
   if (!policy.keepWithin.empty()) {
     const bool valid = !durationProblem(policy.keepWithin);

@@ -1,8 +1,10 @@
 // Retention policies of schedules: which of a schedule's snapshots `restic forget` keeps.
 #pragma once
 
+#include <array>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace zerobyte::core {
@@ -19,6 +21,14 @@ struct RetentionPolicy {
   // No rule at all: restic would keep every snapshot ("no policy was specified").
   bool empty() const;
 };
+
+// The count rules of a policy, in restic's order: `name` follows "keep_" on the wire and
+// "--keep-" on restic's command line ("last", "hourly", "daily", "weekly", "monthly", "yearly").
+struct RetentionCount {
+  std::string_view name;
+  std::optional<unsigned> value;
+};
+std::array<RetentionCount, 6> retentionCounts(const RetentionPolicy& policy);
 
 // Largest count a keep_* rule accepts.
 inline constexpr unsigned kMaxRetentionCount = 100000;

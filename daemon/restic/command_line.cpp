@@ -111,14 +111,10 @@ std::vector<std::string> forgetPolicyArgs(const RepositoryContext& ctx, const co
   // groups by host and paths, and grouping by tags splits by each snapshot's whole tag set: a
   // moved volume or a snapshot with extra tags would keep a full policy's worth of its own forever.
   argv.insert(argv.end(), {"--group-by", "host"});
-  const std::pair<const std::optional<unsigned>*, const char*> counts[] = {
-      {&policy.keepLast, "--keep-last"},       {&policy.keepHourly, "--keep-hourly"}, {&policy.keepDaily, "--keep-daily"},
-      {&policy.keepWeekly, "--keep-weekly"},   {&policy.keepMonthly, "--keep-monthly"},
-      {&policy.keepYearly, "--keep-yearly"}};
-  for (const auto& [count, flag] : counts) {
-    if (!*count) continue;
-    argv.emplace_back(flag);
-    argv.push_back(std::to_string(**count));
+  for (const auto& [name, value] : core::retentionCounts(policy)) {
+    if (!value) continue;
+    argv.push_back("--keep-" + std::string(name));
+    argv.push_back(std::to_string(*value));
   }
   if (!policy.keepWithin.empty()) argv.insert(argv.end(), {"--keep-within", policy.keepWithin});
   // A value is always the element after its flag: restic takes it as the value even when it starts with '-'.
