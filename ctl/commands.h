@@ -17,5 +17,6 @@ void addSnapshotCommands(CLI::App& app, Context& ctx);
 void addConfigCommands(CLI::App& app, Context& ctx);
 void addSecretsCommands(CLI::App& app, Context& ctx);
 void addAuditCommand(CLI::App& app, Context& ctx);
+void addScheduleCommands(CLI::App& app, Context& ctx);
 
 }  // namespace zerobyte::ctl

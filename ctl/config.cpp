@@ -18,10 +18,12 @@ int checkConfig(Context& ctx, const std::string& file) {
                      {"valid", true},
                      {"volumes", loaded.volumes.size()},
                      {"repositories", loaded.repositories.size()},
+                     {"schedules", loaded.schedules.size()},
                      {"diagnostics", nlohmann::json::array()}});
     } else {
       std::cout << sanitize(file + ": OK (" + countOf(loaded.volumes.size(), "volume") + ", " +
-                            countOf(loaded.repositories.size(), "repository", "repositories") + ")")
+                            countOf(loaded.repositories.size(), "repository", "repositories") + ", " +
+                            countOf(loaded.schedules.size(), "schedule") + ")")
                 << "\n";
     }
     return 0;

@@ -170,7 +170,7 @@ void addJobCommands(CLI::App& app, Context& ctx) {
   list->add_option("--limit", listOptions->limit, "Show at most N jobs")->type_name("N")->check(atLeast(1));
   list->add_option("--state", listOptions->state, "Only jobs in this state")
       ->type_name("STATE")
-      ->check(CLI::IsMember({"queued", "running", "succeeded", "warning", "failed", "cancelled", "interrupted"}));
+      ->check(CLI::IsMember({"queued", "running", "succeeded", "warning", "failed", "cancelled", "interrupted", "skipped"}));
   list->callback([&ctx, listOptions] { ctx.action = [&ctx, listOptions] { return listJobs(ctx, *listOptions); }; });
 
   auto id = std::make_shared<int64_t>(0);

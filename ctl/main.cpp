@@ -32,7 +32,7 @@ Exit status:
   5  not authorized
   6  busy, conflict, already exists or read-only
   7  zerobyted cannot be reached
-  8  the job was cancelled or interrupted, or following it was stopped (Ctrl-C)
+  8  the job was cancelled, interrupted or skipped, or following it was stopped (Ctrl-C)
   9  repository or secret problem (no repository, wrong password, secret unavailable)
 
 Errors are printed on stderr as "<ErrorName>: <message>".)";
@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
   ctl::addVolumeCommands(app, ctx);
   ctl::addRepoCommands(app, ctx);
   ctl::addBackupCommand(app, ctx);
+  ctl::addScheduleCommands(app, ctx);
   ctl::addRestoreCommand(app, ctx);
   ctl::addJobCommands(app, ctx);
   ctl::addSnapshotCommands(app, ctx);

@@ -127,14 +127,14 @@ std::string backupOutcome(const nlohmann::json& job) {
 
 bool isFinishedState(const std::string& state) {
   return state == "succeeded" || state == "warning" || state == "failed" || state == "cancelled" ||
-         state == "interrupted";
+         state == "interrupted" || state == "skipped";
 }
 
 int jobExitCode(const nlohmann::json& job) {
   const std::string state = field(job, "state");
   if (state == "warning") return 3;
   if (state == "failed") return 1;
-  if (state == "cancelled" || state == "interrupted") return 8;
+  if (state == "cancelled" || state == "interrupted" || state == "skipped") return 8;
   return 0;
 }
 

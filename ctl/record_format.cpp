@@ -91,6 +91,7 @@ std::string describeJob(const nlohmann::json& job) {
   if (operation == "backup") return "backup " + field(job, "volume", "?") + " → " + repository;
   if (operation == "restore") return "restore " + repository + " " + snapshot + " → " + field(job, "target", "?");
   if (operation == "forget") return "forget " + repository + " " + snapshot;
+  if (operation == "retention") return "retention " + field(job, "schedule", "?") + " in " + repository;
   return operation + " " + repository;
 }
 

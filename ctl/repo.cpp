@@ -8,6 +8,7 @@
 
 #include <string.h>
 
+#include <cstdio>
 #include <iostream>
 #include <memory>
 
@@ -167,14 +168,62 @@ int changePassword(Context& ctx, const PasswordOptions& options) {
 struct CheckOptions {
   std::string name;
   bool connection = false;
+  std::string readDataSubset;
 };
 
 int checkRepo(Context& ctx, const CheckOptions& options) {
-  const nlohmann::json started = ctx.call("CheckRepository", {{"name", options.name}, {"connection", options.connection}});
+  nlohmann::json parameters = {{"name", options.name}, {"connection", options.connection}};
+  if (!options.readDataSubset.empty()) parameters["read_data_subset"] = options.readDataSubset;
+  const nlohmann::json started = ctx.call("CheckRepository", parameters);
   return awaitJob(ctx, started, [&options](const nlohmann::json& job) {
     return std::string(options.connection ? "Repository " : "Checked repository ") + options.name + ": " + field(job, "message") +
            " (job " + std::to_string(intField(job, "id")) + ").";
   });
+}
+
+int pruneRepo(Context& ctx, const std::string& name) {
+  announce(ctx, "Pruning repository " + name + " (backups to it wait until this ends)…");
+  return awaitJob(ctx, ctx.call("PruneRepository", {{"name", name}}), [&name](const nlohmann::json& job) {
+    return "Pruned repository " + name + ": " + field(job, "message") + " (job " + std::to_string(intField(job, "id")) + ").";
+  });
+}
+
+int unlockRepo(Context& ctx, const std::string& name, bool removeAll) {
+  if (!removeAll)
+    return awaitJob(ctx, ctx.call("UnlockRepository", {{"name", name}}), [&name](const nlohmann::json& job) {
+      return "Removed the stale locks of repository " + name + " (locks of live processes stay) (job " +
+             std::to_string(intField(job, "id")) + ").";
+    });
+  const nlohmann::json started = ctx.call("RemoveAllRepositoryLocks", {{"name", name}});
+  if (!ctx.json) {
+    const auto& locks = arrayField(started, "locks");
+    if (locks.empty()) std::cerr << sanitize("Repository " + name + " has no locks.") << "\n";
+    for (const auto& lock : locks) std::cerr << sanitize("Removing the " + lock.get<std::string>() + ".") << "\n";
+  }
+  return awaitJob(ctx, started, [&name](const nlohmann::json& job) {
+    return "Removed every lock of repository " + name + " (job " + std::to_string(intField(job, "id")) + ").";
+  });
+}
+
+int repoStats(Context& ctx, const std::string& name) {
+  const nlohmann::json reply = ctx.call("GetRepositoryStats", {{"name", name}});
+  if (ctx.json) {
+    ctx.printJson(reply);
+    return 0;
+  }
+  char ratio[32];
+  std::snprintf(ratio, sizeof(ratio), "%.2fx", numberField(reply, "compression_ratio"));
+  char saving[32];
+  std::snprintf(saving, sizeof(saving), "%.1f%%", numberField(reply, "compression_space_saving"));
+  std::cout << formatFields({
+      {"Repository", field(reply, "repository", name)},
+      {"Stored size", formatBytes(countField(reply, "total_size"))},
+      {"Uncompressed", formatBytes(countField(reply, "total_uncompressed_size"))},
+      {"Compression", std::string(ratio) + " (" + saving + " saved)"},
+      {"Blobs", std::to_string(countField(reply, "blob_count"))},
+      {"Snapshots", std::to_string(countField(reply, "snapshot_count"))},
+  });
+  return 0;
 }
 
 void addLocationOptions(CLI::App& command, RepoOptions& options) {
@@ -246,11 +295,35 @@ void addRepoCommands(CLI::App& app, Context& ctx) {
   checkCommand->add_option("NAME", check->name, "Repository name")->type_name("")->required();
   checkCommand->add_flag("--connection", check->connection,
                          "Only open the repository with its password (quick; a password reference that does not resolve is named)");
+  checkCommand
+      ->add_option("--read-data-subset", check->readDataSubset,
+                   "Also read and verify this part of the data: n/t (e.g. 1/5), a percentage (10%) or a size (2G)")
+      ->type_name("SUBSET");
   checkCommand->footer(
       "A full check takes the repository exclusively: backups to it wait until it ends.\n"
       "Exit status: 0 when the check passed, 1 when it failed (the message says why: restic's errors, or the\n"
       "password reference that does not resolve).");
   checkCommand->callback([&ctx, check] { ctx.action = [&ctx, check] { return checkRepo(ctx, *check); }; });
+
+  auto maintained = std::make_shared<std::string>();
+  CLI::App* prune = addCommand(*repo, ctx, "prune", "Remove data no snapshot refers to (restic prune; takes the repository exclusively)");
+  prune->add_option("NAME", *maintained, "Repository name")->type_name("")->required();
+  prune->callback([&ctx, maintained] { ctx.action = [&ctx, maintained] { return pruneRepo(ctx, *maintained); }; });
+
+  auto removeAll = std::make_shared<bool>(false);
+  CLI::App* unlock = addCommand(*repo, ctx, "unlock", "Remove stale restic locks (of dead processes, or too old)");
+  unlock->add_option("NAME", *maintained, "Repository name")->type_name("")->required();
+  unlock->add_flag("--remove-all", *removeAll,
+                   "Remove every lock, also those of running processes (admin only, audited; names whose locks go)");
+  unlock->footer(
+      "zerobyted runs the stale-only unlock by itself when restic finds a repository locked, and tries once more.\n"
+      "--remove-all is the escape hatch for a lock whose holder is known to be gone but restic cannot tell\n"
+      "(another host): removing a live lock lets two processes change the repository at once.");
+  unlock->callback([&ctx, maintained, removeAll] { ctx.action = [&ctx, maintained, removeAll] { return unlockRepo(ctx, *maintained, *removeAll); }; });
+
+  CLI::App* stats = addCommand(*repo, ctx, "stats", "Show a repository's stored size, compression and counts");
+  stats->add_option("NAME", *maintained, "Repository name")->type_name("")->required();
+  stats->callback([&ctx, maintained] { ctx.action = [&ctx, maintained] { return repoStats(ctx, *maintained); }; });
 
   auto change = std::make_shared<PasswordOptions>();
   CLI::App* changeCommand = addCommand(*repo, ctx, "change-password",

@@ -13,6 +13,7 @@
 #include "daemon/secrets/vault.h"
 #include "daemon/store/store.h"
 #include "daemon/dbus/bus_service.h"
+#include "daemon/dbus/sleep_inhibitor.h"
 #include "daemon/varlink/server.h"
 
 #include <systemd/sd-daemon.h>
@@ -206,7 +207,13 @@ int main(int argc, char** argv) {
       groupAuthorizer = groups.get();
       authorizer = std::move(groups);
     }
-    api::ServiceSettings settings{stateDir, cacheDir, restic, version->text, config.daemon.jobHistory, config.daemon.cancelGraceSeconds};
+    api::ServiceSettings settings{stateDir,
+                                  cacheDir,
+                                  restic,
+                                  version->text,
+                                  config.daemon.jobHistory,
+                                  config.daemon.cancelGraceSeconds,
+                                  config.daemon.maxConcurrentJobs};
     api::Service service(loop, runner, store, vault, *authorizer, settings);
     service.setDeclared(config);
     service.setRoleGroups(roleGroupsOf(config.daemon));
@@ -246,9 +253,13 @@ int main(int argc, char** argv) {
                                                        : "Running " + std::to_string(running) + " job(s), " + std::to_string(queued) + " queued";
       notify("STATUS=" + status);
     };
+    // While restic runs, the machine does not go to sleep (where logind is there to ask).
+    dbus::SleepInhibitor inhibitor(loop);
     service.onJobsChanged = [&] {
       updateStatus();
       bus.jobsChanged();
+      const size_t running = service.runningJobs();
+      inhibitor.setActive(running > 0, "zerobyted runs restic (backup, restore or maintenance)");
     };
 
     bool stopping = false;
@@ -273,7 +284,7 @@ int main(int argc, char** argv) {
       try {
         config::Config fresh = config::loadFile(options->configPath);
         service.setDeclared(fresh);
-        service.setSettings(fresh.daemon.jobHistory, fresh.daemon.cancelGraceSeconds);
+        service.setSettings(fresh.daemon.jobHistory, fresh.daemon.cancelGraceSeconds, fresh.daemon.maxConcurrentJobs);
         if (groupAuthorizer) groupAuthorizer->setGroups(roleGroupsOf(fresh.daemon));
         service.setRoleGroups(roleGroupsOf(fresh.daemon));
         bus.setFinishedJobSeconds(fresh.daemon.finishedJobSeconds);
@@ -300,6 +311,8 @@ int main(int argc, char** argv) {
     });
 
     service.recover();
+    // After recover(): the stale-lock removals it queued come before any catch-up run.
+    service.startScheduler();
     if (config.daemon.dbus)
       bus.start();
     else

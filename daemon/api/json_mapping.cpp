@@ -94,7 +94,10 @@ json toJson(const core::Job& j) {
           {"progress", progress},
           {"message", j.message},
           {"warnings", j.warnings},
-          {"summary", summary}};
+          {"summary", summary},
+          {"schedule", optional(j.scheduleName)},
+          {"trigger", optional(j.trigger)},
+          {"attempt", j.attempt}};
 }
 
 json toJson(const core::Snapshot& s) {

@@ -42,6 +42,8 @@ enum class Target {
   Repository,  // the repository named by `targetParam`
   Backup,      // the volume "volume" and the repository "repository"
   Job,         // the job "id"
+  Schedule,    // the schedule named by `targetParam`
+  NewSchedule, // the repository "repository", and the volume "volume" when given (a backup schedule)
 };
 
 struct Service::MethodSpec {
@@ -105,6 +107,36 @@ void checkParameters(const Service::MethodSpec& spec, const json& p) {
                   {{"parameter", s.name}});
 }
 
+// CreateSchedule (name, volume, repository and cron required) and EditSchedule (name required; volume and
+// repository cannot change: a schedule's snapshots and retention belong to them).
+std::vector<ParamSpec> scheduleParams(bool create) {
+  std::vector<ParamSpec> params = {{"name", S, true}};
+  // kind: backup (the default; needs a volume), check or prune (of the repository alone).
+  if (create) params.insert(params.end(), {{"kind", S, false}, {"volume", S, false}, {"repository", S, true}});
+  params.push_back({"read_data_subset", S, false});
+  params.insert(params.end(), {{"cron", S, create},
+                               {"timezone", S, false},
+                               {"jitter_seconds", I, false},
+                               {"enabled", B, false},
+                               {"includes", L, false},
+                               {"excludes", L, false},
+                               {"exclude_if_present", L, false},
+                               {"one_file_system", B, false},
+                               {"tags", L, false},
+                               {"compression", S, false},
+                               {"retries", I, false},
+                               {"retry_delay_seconds", I, false},
+                               {"keep_last", I, false},
+                               {"keep_hourly", I, false},
+                               {"keep_daily", I, false},
+                               {"keep_weekly", I, false},
+                               {"keep_monthly", I, false},
+                               {"keep_yearly", I, false},
+                               {"keep_within", S, false},
+                               {"keep_tags", L, false}});
+  return params;
+}
+
 }  // namespace
 
 const std::vector<Service::MethodSpec>& Service::methods() {
@@ -145,10 +177,29 @@ const std::vector<Service::MethodSpec>& Service::methods() {
        Target::Repository, "name", true},
       {"ChangeRepositoryPassword", Action::Manage, {{"name", S, true}}, &Service::changeRepositoryPassword, false,
        Target::Repository, "name"},
-      {"CheckRepository", Action::Manage, {{"name", S, true}, {"connection", B, false}}, &Service::checkRepository, false,
-       Target::Repository, "name"},
+      {"CheckRepository", Action::Manage, {{"name", S, true}, {"connection", B, false}, {"read_data_subset", S, false}},
+       &Service::checkRepository, false, Target::Repository, "name"},
+      {"PruneRepository", Action::Manage, {{"name", S, true}}, &Service::pruneRepository, false, Target::Repository, "name"},
+      // Stale locks only (dead processes on this host, or older than restic's limit).
+      {"UnlockRepository", Action::Manage, {{"name", S, true}}, &Service::unlockRepository, false, Target::Repository, "name"},
+      // Every lock, live ones too: an admin's escape hatch, audited with whose locks they were.
+      {"RemoveAllRepositoryLocks", Action::Admin, {{"name", S, true}}, &Service::removeAllRepositoryLocks, false,
+       Target::Repository, "name", true},
+      {"GetRepositoryStats", Action::View, {{"name", S, true}}, &Service::getRepositoryStats, false, Target::Repository, "name"},
       {"RotateMasterKey", Action::Admin, {{"source", S, false}, {"path", S, false}, {"credential", S, false}},
        &Service::rotateMasterKey, false, Target::Daemon, nullptr, true},
+      // Schedules: creating one needs manage on its volume and repository (its retention forgets snapshots).
+      {"CreateSchedule", Action::Manage, scheduleParams(true), &Service::createSchedule, false, Target::NewSchedule},
+      {"ListSchedules", Action::View, {}, &Service::listSchedules},
+      {"GetSchedule", Action::View, {{"name", S, true}}, &Service::getSchedule, false, Target::Schedule, "name"},
+      {"EditSchedule", Action::Manage, scheduleParams(false), &Service::editSchedule, false, Target::Schedule, "name"},
+      {"DeleteSchedule", Action::Manage, {{"name", S, true}}, &Service::deleteSchedule, false, Target::Schedule, "name"},
+      {"EnableSchedule", Action::Manage, {{"name", S, true}}, &Service::enableSchedule, false, Target::Schedule, "name"},
+      {"DisableSchedule", Action::Manage, {{"name", S, true}}, &Service::disableSchedule, false, Target::Schedule, "name"},
+      {"RunSchedule", Action::Backup, {{"name", S, true}}, &Service::runSchedule, false, Target::Schedule, "name"},
+      {"GetScheduleFireTimes", Action::View, {{"name", S, true}, {"count", I, false}}, &Service::getScheduleFireTimes, false,
+       Target::Schedule, "name"},
+      {"PreviewRetention", Action::Manage, {{"name", S, true}}, &Service::previewRetention, false, Target::Schedule, "name"},
       {"ListAudit", Action::Admin, {{"since", I, false}, {"user", S, false}, {"action", S, false}, {"limit", I, false}},
        &Service::listAudit},
   };
@@ -239,8 +290,12 @@ void Service::authorizeDispatch(const MethodSpec* specPtr, json params, const Re
                  if (specPtr->action != Action::View && !specPtr->auditsItself) {
                    std::string resource = checks->front().scope.resource;
                    auto name = params.find("name");
+                   // A new schedule is the resource, not the volume it backs up (its first check).
+                   if (specPtr->name == "CreateSchedule") resource.clear();
                    if (resource.empty() && name != params.end() && name->is_string()) {
-                     const char* kind = specPtr->name == "CreateVolume" ? "volume" : "repository";
+                     const char* kind = specPtr->name == "CreateVolume"     ? "volume"
+                                        : specPtr->name == "CreateSchedule" ? "schedule"
+                                                                            : "repository";
                      resource = std::string(kind) + " \"" + name->get<std::string>() + "\"";
                    }
                    r = auditedRequest(request, m_audit, last.action, specPtr->name, resource);
@@ -290,6 +345,15 @@ std::vector<Service::AccessCheck> Service::checksOnTarget(const MethodSpec& spec
     case Target::Backup:
       return {{spec.action, scopeOf(requireVolume(stringParam(p, "volume")), caller, groups)},
               {spec.action, scopeOf(requireRepository(stringParam(p, "repository")), caller, groups)}};
+    case Target::Schedule:
+      return {{spec.action, scopeOf(requireSchedule(stringParam(p, spec.targetParam)), caller, groups)}};
+    case Target::NewSchedule: {
+      std::vector<AccessCheck> checks;
+      if (auto volume = optionalStringParam(p, "volume"))
+        checks.push_back({spec.action, scopeOf(requireVolume(*volume), caller, groups)});
+      checks.push_back({spec.action, scopeOf(requireRepository(stringParam(p, "repository")), caller, groups)});
+      return checks;
+    }
     case Target::Job: {
       int64_t id = p.at(spec.targetParam).get<int64_t>();
       auto job = id > 0 ? findJob(static_cast<uint64_t>(id)) : std::nullopt;
@@ -357,6 +421,7 @@ void Service::setDeclared(const config::Config& config) {
       if (d.name == r.name)
         log::warning("repository \"" + r.name + "\" is declared in " + config.sourcePath +
                      " and also exists in the state directory; the declared one is used");
+  syncDeclaredSchedules(config);
   resourcesChanged();
 }
 
@@ -384,9 +449,11 @@ bool Service::mayViewNow(const Viewer& viewer, const core::Volume& v) const { re
 bool Service::mayViewNow(const Viewer& viewer, const core::Repository& r) const { return mayViewNowOf(viewer, r); }
 bool Service::mayViewNow(const Viewer& viewer, const core::Job& j) const { return mayViewNowOf(viewer, j); }
 
-void Service::setSettings(unsigned jobHistory, unsigned cancelGraceSeconds) {
+void Service::setSettings(unsigned jobHistory, unsigned cancelGraceSeconds, unsigned maxConcurrentJobs) {
   m_settings.jobHistory = jobHistory;
   m_settings.cancelGraceSeconds = cancelGraceSeconds;
+  m_settings.maxConcurrentJobs = maxConcurrentJobs;
+  startWaitingJobs();  // a higher limit starts waiting jobs at once
 }
 
 std::vector<core::Volume> Service::allVolumes() const {
@@ -546,6 +613,9 @@ void Service::deleteVolume(const json& p, const RequestPtr& r) {
   auto v = requireVolume(stringParam(p, "name"));
   if (v.declared)
     throw Error(ErrorCode::ReadOnly, "volume \"" + v.name + "\" is declared in the configuration file; remove it there and reload");
+  if (auto users = schedulesUsing(v.name, ""); !users.empty())
+    throw Error(ErrorCode::Conflict, "volume \"" + v.name + "\" is backed up by schedule \"" + users.front() +
+                                         "\"; delete the schedule first ('zerobytectl schedule delete " + users.front() + "')");
   for (const auto& [id, job] : m_jobs)
     if (job->job.volumeId == v.id)
       throw Error(ErrorCode::Conflict, "volume \"" + v.name + "\" is used by job " + std::to_string(id) + "; wait for it or cancel it");
@@ -667,6 +737,9 @@ void Service::deleteRepository(const json& p, const RequestPtr& r) {
     throw Error(ErrorCode::ReadOnly, "repository \"" + repo.name + "\" is declared in the configuration file; remove it there and reload");
   if (repositoryHasActiveJobs(repo.id))
     throw Error(ErrorCode::Conflict, "repository \"" + repo.name + "\" has running or queued jobs; wait for them or cancel them");
+  if (auto users = schedulesUsing("", repo.name); !users.empty())
+    throw Error(ErrorCode::Conflict, "repository \"" + repo.name + "\" is backed up into by schedule \"" + users.front() +
+                                         "\"; delete the schedule first ('zerobytectl schedule delete " + users.front() + "')");
   auto txn = m_store.begin();
   txn.eraseRepository(repo.id);
   txn.commit();

@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -40,6 +41,7 @@ struct ServiceSettings {
   std::string resticVersion;
   unsigned jobHistory = 1000;
   unsigned cancelGraceSeconds = 10;
+  unsigned maxConcurrentJobs = 4;
 };
 
 class Service {
@@ -50,10 +52,13 @@ class Service {
 
   // Declared resources from the configuration (at start and on reload).
   void setDeclared(const config::Config& config);
-  void setSettings(unsigned jobHistory, unsigned cancelGraceSeconds);
+  void setSettings(unsigned jobHistory, unsigned cancelGraceSeconds, unsigned maxConcurrentJobs);
   // At start: jobs the last run left unfinished become "interrupted"; stale restic locks
   // of the repositories they used are removed (restic unlock: stale locks only).
   void recover();
+  // Starts the schedules' timers: a schedule whose fire time passed while zerobyted was stopped (since its
+  // last handled fire time) runs once now ("catch-up"), however many fire times it missed.
+  void startScheduler();
   // One entry point for every method of org.zerobyte.Daemon.
   void dispatch(const std::string& method, const nlohmann::json& parameters, RequestPtr request);
   // Cancels every job; `done` runs once no child is left.
@@ -70,6 +75,7 @@ class Service {
   // For the D-Bus objects, which mirror the resources and jobs (daemon/dbus).
   std::vector<core::Volume> volumes() const { return allVolumes(); }
   std::vector<core::Repository> repositories() const { return allRepositories(); }
+  std::vector<core::Schedule> schedules() const { return allSchedules(); }
   std::optional<core::Job> job(uint64_t id) const { return findJob(id); }
   // Jobs queued or running now.
   std::vector<core::Job> activeJobs() const;
@@ -149,6 +155,38 @@ class Service {
   void rotateMasterKey(const nlohmann::json& p, const RequestPtr& r);
   // Audit (service_audit.cpp)
   void listAudit(const nlohmann::json& p, const RequestPtr& r);
+  // Maintenance (service_maintenance.cpp)
+  void pruneRepository(const nlohmann::json& p, const RequestPtr& r);
+  void unlockRepository(const nlohmann::json& p, const RequestPtr& r);
+  void removeAllRepositoryLocks(const nlohmann::json& p, const RequestPtr& r);
+  void getRepositoryStats(const nlohmann::json& p, const RequestPtr& r);
+  // One short restic run under a shared repository lock (not a job, not counted toward the job limit): its whole
+  // stdout, or the classified failure.
+  void runQuery(const core::Repository& repository, std::function<std::vector<std::string>(const restic::RepositoryContext&)> args,
+                std::function<void(std::optional<Error>, const std::string&)> done, size_t maxOutputBytes = 8 * 1024 * 1024);
+  // Reads the locks `ids` from `index` on (restic cat lock), one at a time, into `holders`; then `done`.
+  void describeLocks(const core::Repository& repo, std::shared_ptr<std::vector<std::string>> ids, size_t index,
+                     std::shared_ptr<std::vector<std::string>> holders, std::function<void()> done);
+  // Schedules (service_schedules.cpp)
+  void createSchedule(const nlohmann::json& p, const RequestPtr& r);
+  void listSchedules(const nlohmann::json& p, const RequestPtr& r);
+  void getSchedule(const nlohmann::json& p, const RequestPtr& r);
+  void editSchedule(const nlohmann::json& p, const RequestPtr& r);
+  void deleteSchedule(const nlohmann::json& p, const RequestPtr& r);
+  void enableSchedule(const nlohmann::json& p, const RequestPtr& r);
+  void disableSchedule(const nlohmann::json& p, const RequestPtr& r);
+  void runSchedule(const nlohmann::json& p, const RequestPtr& r);
+  void getScheduleFireTimes(const nlohmann::json& p, const RequestPtr& r);
+  void previewRetention(const nlohmann::json& p, const RequestPtr& r);
+  nlohmann::json scheduleJson(const core::Schedule& schedule) const;
+  // Reads the schedule fields of CreateSchedule/EditSchedule that are present into `s`, validating each.
+  void applyScheduleParameters(const nlohmann::json& p, core::Schedule& s) const;
+  // The volume and repository a schedule backs up from and into, checked as StartBackup checks them.
+  std::pair<core::Volume, core::Repository> scheduleResources(const core::Schedule& s) const;
+  void putSchedule(const core::Schedule& s);
+  // The schedules of the configuration file into the store (where the scheduler's state of each lives):
+  // new ones added, changed ones updated (keeping when they last ran), removed ones erased.
+  void syncDeclaredSchedules(const config::Config& config);
 
   // Access (service_access.cpp): the checks a request needs, asked in order; denials are audited,
   // counted per uid (a token bucket slows repeated denials) and answered with NotAuthorized, or
@@ -172,6 +210,7 @@ class Service {
   Scope scopeOf(const core::Volume& v, const Caller& caller, const std::vector<gid_t>& groups) const;
   Scope scopeOf(const core::Repository& r, const Caller& caller, const std::vector<gid_t>& groups) const;
   Scope scopeOf(const core::Job& j, const Caller& caller, const std::vector<gid_t>& groups) const;
+  Scope scopeOf(const core::Schedule& s, const Caller& caller, const std::vector<gid_t>& groups) const;
   // Decisions inside handlers, never interactive: may the caller see everyone's resources; is it an admin.
   void whenAllowed(const RequestPtr& r, Action action, const Scope& scope, std::function<void(bool)> then);
 
@@ -188,6 +227,11 @@ class Service {
   core::Repository requireRepository(const std::string& name) const;
   std::optional<size_t> cachedSnapshotCount(const std::string& repositoryId) const;
   std::optional<core::Job> findJob(uint64_t id) const;
+  std::vector<core::Schedule> allSchedules() const;
+  std::optional<core::Schedule> findSchedule(const std::string& name) const;
+  core::Schedule requireSchedule(const std::string& name) const;
+  // The schedules that back up this volume or into this repository (which then cannot be deleted).
+  std::vector<std::string> schedulesUsing(const std::string& volumeName, const std::string& repositoryName) const;
   bool repositoryHasActiveJobs(const std::string& repositoryId) const;
 
   // restic children under the daemon's repository lock
@@ -213,7 +257,11 @@ class Service {
   void completeJob(uint64_t id);
   void onJobStdout(ActiveJob& job, std::string_view line);
   void onJobStderr(ActiveJob& job, std::string_view line);
+  // The message of a successful retention run, from restic's report (its forgotten ids go to the job's log).
+  std::string retentionMessage(ActiveJob& job);
   void finishJob(uint64_t id, const process::ProcessResult* result, std::optional<Error> failure);
+  static bool retriesAfterUnlock(core::JobOperation op);
+  void retryAfterUnlock(uint64_t id, const Error& lockError);
   void persist(const core::Job& job);
   void pushProgress(ActiveJob& job, bool force);
   void appendLog(core::Job& job, std::string_view line);
@@ -235,6 +283,30 @@ class Service {
   void endPasswordChange(const std::shared_ptr<PasswordChange>& change, core::JobState state, std::string message,
                          std::optional<Error> error = std::nullopt);
   void passwordChangeLog(const std::shared_ptr<PasswordChange>& change, const std::string& line);
+
+  // The global limit on jobs running at once (daemon.max_concurrent_jobs): a job whose repository lock was
+  // granted waits here, in order, for one of the slots; `start` runs when it has one.
+  void whenSlotFree(std::shared_ptr<Task> task, std::function<void()> start);
+  void releaseSlot(Task& task);
+  void startWaitingJobs();
+
+  // The scheduler (service_schedules.cpp): one wall-clock timer for the schedule due first.
+  struct ScheduleRun;
+  void armSchedule(const core::Schedule& s, core::Timestamp after);
+  void disarmSchedule(const std::string& id);
+  void armTimer();
+  void onScheduleTimer();
+  void onClockChanged();
+  // Catch-up for every enabled schedule (a fire time since its last handled one has passed), then arms them.
+  void rescheduleAll(const char* why);
+  // Starts the schedule's backup now, or records the run as skipped (its previous one has not ended) or
+  // failed (its volume or repository cannot be used); `slot` is the fire time it stands for (0: none).
+  std::optional<uint64_t> runScheduleNow(const std::string& scheduleId, const std::string& trigger, core::Timestamp slot,
+                                         uint32_t attempt);
+  uint64_t recordUnstartedRun(const core::Schedule& s, core::JobState state, const std::string& trigger,
+                              const std::string& message);
+  void scheduledBackupFinished(const std::string& scheduleId, ActiveJob& job, bool success);
+  void scheduleRunEnded(const std::string& scheduleId, const core::Job& job, bool success);
 
   // Snapshot cache
   void invalidateSnapshots(const std::string& repositoryId, bool refreshNow);
@@ -262,6 +334,19 @@ class Service {
       m_snapshotRefreshes;
   bool m_stopping = false;
   std::function<void()> m_shutdownDone;
+  // The global job limit: slots in use, and the jobs waiting for one in arrival order.
+  unsigned m_slotsInUse = 0;
+  std::deque<std::pair<std::shared_ptr<Task>, std::function<void()>>> m_slotQueue;
+  // The scheduler: fire instants (fire time + jitter) in order, each schedule's entry, its running run.
+  struct Armed {
+    core::Timestamp slot = 0;    // the cron fire time
+    core::Timestamp fireAt = 0;  // slot + this arming's random delay
+  };
+  std::set<std::pair<core::Timestamp, std::string>> m_due;
+  std::map<std::string, Armed> m_armed;
+  std::map<std::string, std::unique_ptr<ScheduleRun>> m_scheduleRuns;
+  std::unique_ptr<loop::WallClockTimer> m_scheduleTimer;
+  std::unique_ptr<loop::ClockChangeSource> m_clockChange;
   void checkShutdownDone();
 };
 

@@ -73,6 +73,10 @@ Scope Service::scopeOf(const core::Repository& r, const Caller& caller, const st
   return resourceScope(quoted("repository", r.name), r.ownerUid, r.groupGid, caller.uid, groups);
 }
 
+Scope Service::scopeOf(const core::Schedule& s, const Caller& caller, const std::vector<gid_t>& groups) const {
+  return resourceScope(quoted("schedule", s.name), s.ownerUid, s.groupGid, caller.uid, groups);
+}
+
 // A job is the caller's when they started it or own (or share) its repository or volume.
 Scope Service::scopeOf(const core::Job& j, const Caller& caller, const std::vector<gid_t>& groups) const {
   Scope scope = resourceScope("job " + std::to_string(j.id), j.startedByUid, std::nullopt, caller.uid, groups);

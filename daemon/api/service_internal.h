@@ -19,6 +19,10 @@ struct Service::ActiveJob {
   uint64_t lastPushUsec = 0;
   std::unique_ptr<loop::TimerSource> pushTimer;
   std::string stderrTail;  // for classifying failures
+  std::string output;      // retention: restic's whole stdout (bounded)
+  bool outputTruncated = false;
+  bool retriedAfterUnlock = false;
+  std::string successMessage;  // the message when it succeeds, when its operation's usual one says too little  // restic found the repository locked once: stale locks were removed
   std::string cancelReason;
   std::optional<Error> error;  // why it failed, classified (set when it ends failed)
   std::function<void(ActiveJob&, bool success)> onFinished;
@@ -38,6 +42,17 @@ struct Service::Task {
   std::function<void(const process::ProcessResult*, std::optional<Error>)> onDone;
   // Set when withdrawn before its child started (a granted start that is still posted checks it).
   bool withdrawn = false;
+  // A job's restic run counts toward daemon.max_concurrent_jobs (snapshot listings and browsing do not).
+  bool countsTowardLimit = false;
+  bool holdsSlot = false;
+};
+
+// The run of a schedule that has not ended: its job (backup, then retention), or a retry waiting for its time.
+struct Service::ScheduleRun {
+  uint64_t jobId = 0;  // 0 while a retry waits
+  uint32_t attempt = 1;
+  std::string trigger;
+  std::unique_ptr<loop::TimerSource> retryTimer;
 };
 
 // Parameter access after the dispatcher checked types (see MethodSpec).
@@ -49,6 +64,9 @@ bool boolParam(const nlohmann::json& p, const char* key);
 
 // A request whose final answer is also written to the audit trail ("ok" or "failed: <error>").
 RequestPtr auditedRequest(RequestPtr inner, AuditLog& audit, Action action, std::string_view method, std::string resource);
+
+// This machine's host name, as restic records it in snapshots (--host of scheduled backups and their retention).
+std::string hostName();
 
 // Random hex id for new resources.
 std::string newId();

@@ -25,6 +25,7 @@ constexpr size_t kMaxLogLineBytes = 4096;
 constexpr size_t kMaxWarnings = 1000;
 constexpr size_t kStderrTailBytes = 16 * 1024;
 constexpr uint64_t kPushIntervalUsec = 250000;  // at most four progress replies a second
+constexpr size_t kMaxRetentionOutputBytes = 8 * 1024 * 1024;
 
 }  // namespace
 
@@ -90,35 +91,68 @@ core::RepositoryLocks::Ticket Service::runTask(std::shared_ptr<Task> task) {
     // Start on the next iteration: never inside acquire()/release() of the lock table.
     m_loop.post([this, task, ticket] {
       if (task->withdrawn) return;
-      std::shared_ptr<process::Process> child;
-      try {
-        if (m_stopping) throw Error(ErrorCode::Cancelled, "zerobyted is stopping");
-        const uint32_t runAs = task->runAsUid.value_or(runAsOf(task->repository));
-        auto ctx = contextFor(task->repository, runAs);
-        process::ProcessSpec spec;
-        prepareRunAs(spec, ctx, runAs);
-        spec.argv = task->args(ctx);
-        spec.secret = task->passwordOverride ? *task->passwordOverride : passwordOf(task->repository).value();
-        spec.secretFd = ctx.passwordFd;
-        spec.killGrace = std::chrono::seconds(m_settings.cancelGraceSeconds);
-        process::ProcessCallbacks callbacks;
-        callbacks.onStdoutLine = task->onStdout;
-        callbacks.onStderrLine = task->onStderr;
-        callbacks.onExit = [this, task, ticket](const process::ProcessResult& result) {
+      auto start = [this, task, ticket] {
+        std::shared_ptr<process::Process> child;
+        try {
+          if (m_stopping) throw Error(ErrorCode::Cancelled, "zerobyted is stopping");
+          const uint32_t runAs = task->runAsUid.value_or(runAsOf(task->repository));
+          auto ctx = contextFor(task->repository, runAs);
+          process::ProcessSpec spec;
+          prepareRunAs(spec, ctx, runAs);
+          spec.argv = task->args(ctx);
+          spec.secret = task->passwordOverride ? *task->passwordOverride : passwordOf(task->repository).value();
+          spec.secretFd = ctx.passwordFd;
+          spec.killGrace = std::chrono::seconds(m_settings.cancelGraceSeconds);
+          process::ProcessCallbacks callbacks;
+          callbacks.onStdoutLine = task->onStdout;
+          callbacks.onStderrLine = task->onStderr;
+          callbacks.onExit = [this, task, ticket](const process::ProcessResult& result) {
+            m_locks.release(ticket);
+            releaseSlot(*task);
+            task->onDone(&result, std::nullopt);
+            checkShutdownDone();
+          };
+          child = m_runner.start(std::move(spec), std::move(callbacks));
+        } catch (const Error& e) {
           m_locks.release(ticket);
-          task->onDone(&result, std::nullopt);
+          releaseSlot(*task);
+          task->onDone(nullptr, e);
           checkShutdownDone();
-        };
-        child = m_runner.start(std::move(spec), std::move(callbacks));
-      } catch (const Error& e) {
-        m_locks.release(ticket);
-        task->onDone(nullptr, e);
-        checkShutdownDone();
-        return;
-      }
-      if (task->onStarted) task->onStarted(child);
+          return;
+        }
+        if (task->onStarted) task->onStarted(child);
+      };
+      if (task->countsTowardLimit)
+        whenSlotFree(task, std::move(start));
+      else
+        start();
     });
   });
+}
+
+void Service::whenSlotFree(std::shared_ptr<Task> task, std::function<void()> start) {
+  m_slotQueue.emplace_back(std::move(task), std::move(start));
+  startWaitingJobs();
+}
+
+void Service::releaseSlot(Task& task) {
+  if (!std::exchange(task.holdsSlot, false)) return;
+  --m_slotsInUse;
+  // On the next iteration: the job that ended finishes first, and no start runs inside a child's exit handler.
+  m_loop.post([this] { startWaitingJobs(); });
+}
+
+void Service::startWaitingJobs() {
+  while (!m_slotQueue.empty() && (m_slotsInUse < m_settings.maxConcurrentJobs || m_stopping)) {
+    auto [task, start] = std::move(m_slotQueue.front());
+    m_slotQueue.pop_front();
+    if (task->withdrawn) continue;  // cancelled while it waited: its lock was released by the canceller
+    if (!m_stopping) {
+      task->holdsSlot = true;
+      ++m_slotsInUse;
+    }
+    start();
+  }
 }
 
 // ---- jobs ----
@@ -159,13 +193,46 @@ uint64_t Service::submitJob(core::Job job, const core::Repository& repository, s
   task->mode = core::needsExclusiveLock(active.job.operation) ? core::LockMode::Exclusive : core::LockMode::Shared;
   task->passwordOverride = std::move(passwordOverride);
   task->runAsUid = active.job.runAsUid;
+  task->countsTowardLimit = true;
   const core::Job& j = active.job;
   switch (j.operation) {
     case core::JobOperation::Backup: {
       auto volume = findVolume(j.volumeName);
       std::string path = volume ? volume->path : std::string();
+      auto schedule = j.scheduleId.empty() ? std::nullopt : m_store.schedule(j.scheduleId);
+      if (schedule) {
+        // A schedule's backup: its own options, and --host so that its retention finds this host's snapshots.
+        restic::BackupOptions options;
+        for (const auto& include : schedule->includes) options.paths.push_back(path + "/" + include);
+        if (options.paths.empty()) options.paths.push_back(path);
+        options.tags = j.tags;
+        options.excludes = j.excludes;
+        options.excludeIfPresent = schedule->excludeIfPresent;
+        options.oneFileSystem = schedule->oneFileSystem;
+        options.host = hostName();
+        options.compression = schedule->compression;
+        task->args = [options](const restic::RepositoryContext& ctx) { return restic::backupArgs(ctx, options); };
+        break;
+      }
       auto tags = j.tags, excludes = j.excludes;
       task->args = [path, tags, excludes](const restic::RepositoryContext& ctx) { return restic::backupArgs(ctx, path, tags, excludes); };
+      break;
+    }
+    case core::JobOperation::Retention: {
+      auto schedule = m_store.schedule(j.scheduleId);
+      if (!schedule) {
+        // Fails the job when it would start (never here: the job is registered already).
+        std::string name = j.scheduleName;
+        task->args = [name](const restic::RepositoryContext&) -> std::vector<std::string> {
+          throw Error(ErrorCode::NotFound, "schedule \"" + name + "\" no longer exists");
+        };
+        break;
+      }
+      auto policy = schedule->retention;
+      auto tag = core::scheduleTag(*schedule), host = hostName();
+      task->args = [policy, tag, host](const restic::RepositoryContext& ctx) {
+        return restic::forgetPolicyArgs(ctx, policy, tag, host, false);
+      };
       break;
     }
     case core::JobOperation::Restore: {
@@ -183,7 +250,15 @@ uint64_t Service::submitJob(core::Job job, const core::Repository& repository, s
     case core::JobOperation::Import: task->args = [](const restic::RepositoryContext& ctx) { return restic::catConfigArgs(ctx); }; break;
     case core::JobOperation::Unlock: task->args = [](const restic::RepositoryContext& ctx) { return restic::unlockArgs(ctx); }; break;
     case core::JobOperation::ChangePassword: break;  // refused above
-    case core::JobOperation::Check: task->args = [](const restic::RepositoryContext& ctx) { return restic::checkArgs(ctx); }; break;
+    case core::JobOperation::Check: {
+      auto subset = j.readDataSubset;
+      task->args = [subset](const restic::RepositoryContext& ctx) { return restic::checkArgs(ctx, subset); };
+      break;
+    }
+    case core::JobOperation::Prune: task->args = [](const restic::RepositoryContext& ctx) { return restic::pruneArgs(ctx); }; break;
+    case core::JobOperation::UnlockAll:
+      task->args = [](const restic::RepositoryContext& ctx) { return restic::unlockAllArgs(ctx); };
+      break;
     case core::JobOperation::CheckConnection:
       task->args = [](const restic::RepositoryContext& ctx) { return restic::catConfigArgs(ctx); };
       break;
@@ -239,7 +314,35 @@ void Service::onJobStdout(ActiveJob& a, std::string_view line) {
       return;
     }
   }
+  if (a.job.operation == core::JobOperation::Retention) {
+    // forget --json prints one line that can be far longer than a log line: read whole, summarized at the end.
+    if (a.output.size() + line.size() < kMaxRetentionOutputBytes) {
+      a.output.append(line);
+      a.output.push_back('\n');
+    } else {
+      a.outputTruncated = true;
+    }
+    return;
+  }
   appendLog(a.job, line);
+}
+
+std::string Service::retentionMessage(ActiveJob& a) {
+  if (a.outputTruncated) return "retention applied; restic's list of kept and forgotten snapshots was too long to read";
+  std::vector<restic::ForgetGroupResult> groups;
+  try {
+    groups = restic::parseForgetOutput(a.output);
+  } catch (const Error& e) {
+    return std::string("retention applied; restic's report could not be read: ") + e.what();
+  }
+  size_t kept = 0, removed = 0;
+  for (const auto& g : groups) {
+    kept += g.keep.size();
+    removed += g.remove.size();
+    for (const auto& id : g.remove) appendLog(a.job, "forgot snapshot " + id);
+  }
+  return "kept " + std::to_string(kept) + " and forgot " + std::to_string(removed) + " snapshot(s) of schedule \"" +
+         a.job.scheduleName + "\" (prune frees their data)";
 }
 
 void Service::onJobStderr(ActiveJob& a, std::string_view line) {
@@ -321,9 +424,16 @@ void Service::finishJob(uint64_t id, const process::ProcessResult* result, std::
       case core::JobOperation::Import: j.message = "repository at " + a.repository.path + " opened with the given password"; break;
       case core::JobOperation::Unlock: j.message = "stale locks removed"; break;
       case core::JobOperation::ChangePassword: j.message = "password changed"; break;
-      case core::JobOperation::Check: j.message = "no errors were found"; break;
+      case core::JobOperation::Check:
+        j.message = j.readDataSubset.empty() ? "no errors were found"
+                                             : "no errors were found (with the data of subset " + j.readDataSubset + " read)";
+        break;
+      case core::JobOperation::Prune: j.message = "data no snapshot refers to was removed"; break;
+      case core::JobOperation::UnlockAll: j.message = "every lock was removed"; break;
       case core::JobOperation::CheckConnection: j.message = "the repository at " + a.repository.path + " opens with its password"; break;
+      case core::JobOperation::Retention: j.message = retentionMessage(a); break;
     }
+    if (!a.successMessage.empty()) j.message = a.successMessage;
   } else if (j.operation == core::JobOperation::Backup && result->exitCode == 3) {
     j.state = core::JobState::Warning;
     j.progress.percent = 100.0;
@@ -334,11 +444,75 @@ void Service::finishJob(uint64_t id, const process::ProcessResult* result, std::
     Error e = restic::classifyFailure(code, a.stderrTail, j.repositoryName);
     if (e.code() == ErrorCode::Failed && a.stderrTail.find("no matching ID found") != std::string::npos)
       e = Error(ErrorCode::NotFound, "no snapshot \"" + j.snapshot + "\" in repository \"" + j.repositoryName + "\"");
+    if (e.code() == ErrorCode::RepositoryLocked && !a.retriedAfterUnlock && retriesAfterUnlock(j.operation) && !m_stopping &&
+        a.cancelReason.empty())
+      return retryAfterUnlock(id, e);
+    if (e.code() == ErrorCode::RepositoryLocked && a.retriedAfterUnlock)
+      e = Error(ErrorCode::RepositoryLocked, std::string(e.what()) +
+                                                 " (zerobyted ran 'restic unlock', which removes only stale locks, and tried once more: "
+                                                 "the lock is held by a live process)");
     j.state = core::JobState::Failed;
     j.message = e.what();
     a.error = e;
   }
   completeJob(id);
+}
+
+bool Service::retriesAfterUnlock(core::JobOperation op) {
+  switch (op) {
+    case core::JobOperation::Backup:
+    case core::JobOperation::Restore:
+    case core::JobOperation::Forget:
+    case core::JobOperation::Check:
+    case core::JobOperation::Retention:
+    case core::JobOperation::Prune: return true;
+    default: return false;  // unlock itself, init, import, connection checks, password changes
+  }
+}
+
+// restic found the repository locked. `restic unlock` removes only stale locks (of dead processes on this host,
+// or older than restic's limit), never a live one; then the job's own run is tried once more.
+void Service::retryAfterUnlock(uint64_t id, const Error& lockError) {
+  ActiveJob& a = *m_jobs.at(id);
+  a.retriedAfterUnlock = true;
+  a.process.reset();
+  a.stderrTail.clear();
+  a.job.state = core::JobState::Queued;
+  a.job.childPid = 0;
+  appendLog(a.job, std::string("zerobyted: ") + lockError.what());
+  appendLog(a.job, "zerobyted: running 'restic unlock' (it removes only stale locks) and trying once more");
+  log::notice("job " + std::to_string(id) + ": repository \"" + a.job.repositoryName +
+              "\" is locked; removing stale restic locks and trying once more");
+  persist(a.job);
+  if (onJobChanged) onJobChanged(a.job);
+  std::shared_ptr<Task> original = a.task;
+  auto unlock = std::make_shared<Task>();
+  unlock->repository = a.repository;
+  unlock->mode = core::LockMode::Exclusive;
+  unlock->runAsUid = runAsOf(a.repository);
+  unlock->countsTowardLimit = true;
+  unlock->args = [](const restic::RepositoryContext& ctx) { return restic::unlockArgs(ctx); };
+  auto log = [this, id](std::string_view line) {
+    if (auto it = m_jobs.find(id); it != m_jobs.end()) appendLog(it->second->job, "restic unlock: " + std::string(line));
+  };
+  unlock->onStdout = log;
+  unlock->onStderr = log;
+  unlock->onStarted = [this, id](std::shared_ptr<process::Process> child) {
+    if (auto it = m_jobs.find(id); it != m_jobs.end()) it->second->process = std::move(child);
+  };
+  unlock->onDone = [this, id, original](const process::ProcessResult* result, std::optional<Error> failure) {
+    auto it = m_jobs.find(id);
+    if (it == m_jobs.end()) return;
+    ActiveJob& job = *it->second;
+    job.process.reset();
+    if (!job.cancelReason.empty()) return finishJob(id, nullptr, std::nullopt);
+    if (failure || !result || !result->success())
+      appendLog(job.job, "zerobyted: restic unlock did not succeed" + (failure ? std::string(": ") + failure->what() : std::string()));
+    job.task = original;
+    job.ticket = runTask(original);
+  };
+  a.task = unlock;
+  a.ticket = runTask(unlock);
 }
 
 void Service::completeJob(uint64_t id) {
@@ -361,7 +535,8 @@ void Service::completeJob(uint64_t id) {
   if (onJobChanged) onJobChanged(j);
   std::unique_ptr<ActiveJob> done = std::move(it->second);
   m_jobs.erase(it);
-  if (success && (j.operation == core::JobOperation::Backup || j.operation == core::JobOperation::Forget))
+  if (success && (j.operation == core::JobOperation::Backup || j.operation == core::JobOperation::Forget ||
+                  j.operation == core::JobOperation::Retention))
     invalidateSnapshots(j.repositoryId, !m_stopping);
   if (done->onFinished) done->onFinished(*done, success);
   m_store.trimJobs(m_settings.jobHistory);
@@ -396,7 +571,7 @@ void Service::startBackup(const json& p, const RequestPtr& r) {
   auto repo = requireRepository(stringParam(p, "repository"));
   auto tags = stringListParam(p, "tags");
   auto excludes = stringListParam(p, "excludes");
-  for (const auto& t : tags) core::validateTag(t);
+  for (const auto& t : tags) core::validateUserTag(t, "tags");
   for (const auto& e : excludes) core::validateExcludePattern(e);
   // restic reads the data as the volume's owner (root for an admin's) and holds the repository's password: both
   // must belong to the same user, or the one would hand the other's data or password to them.
@@ -482,6 +657,13 @@ void Service::checkRepository(const json& p, const RequestPtr& r) {
   core::Job job;
   job.operation = boolParam(p, "connection") ? core::JobOperation::CheckConnection : core::JobOperation::Check;
   job.startedByUid = r->caller().uid;
+  if (auto subset = optionalStringParam(p, "read_data_subset")) {
+    if (job.operation == core::JobOperation::CheckConnection)
+      throw Error(ErrorCode::InvalidArgument, "a connection check reads no data; give read_data_subset without connection",
+                  {{"parameter", "read_data_subset"}});
+    core::validateReadDataSubset(*subset);
+    job.readDataSubset = *subset;
+  }
   uint64_t id = submitJob(std::move(job), repo, std::nullopt, nullptr);
   r->reply({{"job", toJson(*findJob(id))}});
 }
@@ -495,7 +677,7 @@ void Service::listJobs(const json& p, const RequestPtr& r) {
     state = core::jobStateFromString(*s);
     if (!state)
       throw Error(ErrorCode::InvalidArgument,
-                  "unknown job state \"" + log::sanitize(*s) + "\"; use queued, running, succeeded, warning, failed, cancelled or interrupted",
+                  "unknown job state \"" + log::sanitize(*s) + "\"; use queued, running, succeeded, warning, failed, cancelled, interrupted or skipped",
                   {{"parameter", "state"}});
   }
   whenAllowed(r, Action::View, everyoneScope(), [this, r, limit, state](bool all) {

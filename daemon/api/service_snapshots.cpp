@@ -40,33 +40,14 @@ void Service::refreshSnapshots(const core::Repository& repository,
   auto& waiters = m_snapshotRefreshes[repository.id];
   waiters.push_back(std::move(done));
   if (waiters.size() > 1) return;  // one restic run serves everyone who asked meanwhile
-  auto output = std::make_shared<std::string>();
-  auto stderrText = std::make_shared<std::string>();
-  auto task = std::make_shared<Task>();
-  task->repository = repository;
-  task->mode = core::LockMode::Shared;
-  task->args = [](const restic::RepositoryContext& ctx) { return restic::snapshotsArgs(ctx); };
-  task->onStdout = [output](std::string_view line) {
-    if (output->size() < kMaxSnapshotListBytes) {
-      output->append(line);
-      output->push_back('\n');
-    }
-  };
-  task->onStderr = [stderrText](std::string_view line) {
-    if (stderrText->size() < 16384) {
-      stderrText->append(line);
-      stderrText->push_back('\n');
-    }
-  };
-  std::string id = repository.id, name = repository.name;
-  task->onDone = [this, id, name, output, stderrText](const process::ProcessResult* result, std::optional<Error> failure) {
+  std::string id = repository.id;
+  auto args = [](const restic::RepositoryContext& ctx) { return restic::snapshotsArgs(ctx); };
+  runQuery(repository, args, [this, id](std::optional<Error> failure, const std::string& output) {
     std::vector<core::Snapshot> snapshots;
     std::optional<Error> error = failure;
-    if (!error && result && !result->success())
-      error = restic::classifyFailure(result->signal ? 128 + result->signal : result->exitCode, *stderrText, name);
     if (!error) {
       try {
-        snapshots = restic::parseSnapshots(*output);
+        snapshots = restic::parseSnapshots(output);
         core::SnapshotCache cache;
         cache.repositoryId = id;
         cache.refreshed = now();
@@ -87,8 +68,7 @@ void Service::refreshSnapshots(const core::Repository& repository,
     m_snapshotRefreshes.erase(id);
     if (!error) resourcesChanged();
     for (auto& w : waiting) w(error, snapshots);
-  };
-  runTask(task);
+  }, kMaxSnapshotListBytes);
 }
 
 void Service::listSnapshots(const json& p, const RequestPtr& r) {

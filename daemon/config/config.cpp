@@ -1,5 +1,8 @@
 // Loading /etc/zerobyte/zerobyte.yaml: yaml-cpp nodes checked against the schema, every problem with its position.
 #include "daemon/config/config.h"
+
+#include "daemon/core/cron.h"
+#include "daemon/core/retention.h"
 #include "common/file_descriptor.h"
 
 #include "daemon/core/validation.h"
@@ -33,6 +36,7 @@ constexpr KeySpec kTopLevelKeys[] = {
     {"daemon", "a map of daemon settings"},
     {"volumes", "a list of volumes"},
     {"repositories", "a list of repositories"},
+    {"schedules", "a list of schedules"},
 };
 
 constexpr KeySpec kDaemonKeys[] = {
@@ -47,6 +51,7 @@ constexpr KeySpec kDaemonKeys[] = {
     {"admin_group", "a Unix group name"},
     {"job_history", "an integer from 1 to 100000"},
     {"cancel_grace_seconds", "an integer from 1 to 3600"},
+    {"max_concurrent_jobs", "an integer from 1 to 64"},
     {"finished_job_seconds", "an integer from 0 to 86400"},
     {"dbus", "one of auto, off"},
     {"log_level", "one of debug, info, notice, warning, error"},
@@ -66,6 +71,37 @@ constexpr KeySpec kRepositoryKeys[] = {
     {"path", "the absolute path of the restic repository", true},
     {"password", "a password reference (file:///path, env://NAME or credential://NAME)", true},
 };
+
+constexpr KeySpec kScheduleKeys[] = {
+    {"name", "a schedule name", true},
+    {"kind", "one of backup, check, prune"},
+    {"volume", "the name of the volume to back up"},
+    {"repository", "the name of the repository", true},
+    {"cron", "a cron expression (5 fields, or @hourly, @daily, @weekly, @monthly, @yearly)", true},
+    {"timezone", "an IANA time zone name such as Europe/Berlin"},
+    {"jitter_seconds", "an integer from 0 to 86400"},
+    {"enabled", "true or false"},
+    {"includes", "a list of paths inside the volume"},
+    {"excludes", "a list of restic exclude patterns"},
+    {"exclude_if_present", "a list of marker file names"},
+    {"one_file_system", "true or false"},
+    {"tags", "a list of tags"},
+    {"compression", "one of auto, off, max"},
+    {"retries", "an integer from 0 to 100"},
+    {"retry_delay_seconds", "an integer from 1 to 86400"},
+    {"read_data_subset", "n/t, a percentage or a size (check schedules)"},
+    {"retention", "a map of keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, keep_within, keep_tags"},
+};
+
+constexpr KeySpec kRetentionKeys[] = {
+    {"keep_last", "an integer from 1 to 100000"},    {"keep_hourly", "an integer from 1 to 100000"},
+    {"keep_daily", "an integer from 1 to 100000"},   {"keep_weekly", "an integer from 1 to 100000"},
+    {"keep_monthly", "an integer from 1 to 100000"}, {"keep_yearly", "an integer from 1 to 100000"},
+    {"keep_within", "a duration such as 30d or 1y6m"}, {"keep_tags", "a list of tags"},
+};
+
+constexpr std::string_view kScheduleKinds[] = {"backup", "check", "prune"};
+constexpr std::string_view kBooleans[] = {"true", "false"};
 
 constexpr std::string_view kLogLevels[] = {"debug", "info", "notice", "warning", "error"};
 constexpr std::string_view kAuthorizationModes[] = {"auto", "polkit", "groups"};
@@ -393,6 +429,8 @@ class Loader {
       if (!entry.value.IsSequence()) return reportExpected(entry, "a list (entries starting with \"- \")");
       if (entry.name() == "volumes")
         readVolumes(entry.value, config.volumes);
+      else if (entry.name() == "schedules")
+        readSchedules(entry.value, config.schedules);
       else
         readRepositories(entry.value, config.repositories);
     });
@@ -434,6 +472,8 @@ class Loader {
         integer(entry, 1, 100000, settings.jobHistory);
       } else if (key == "cancel_grace_seconds") {
         integer(entry, 1, 3600, settings.cancelGraceSeconds);
+      } else if (key == "max_concurrent_jobs") {
+        integer(entry, 1, 64, settings.maxConcurrentJobs);
       } else if (key == "finished_job_seconds") {
         integer(entry, 0, 86400, settings.finishedJobSeconds);
       } else if (key == "dbus") {
@@ -514,6 +554,141 @@ class Loader {
       });
       repository.id = std::string(kDeclaredIdPrefix) + repository.name;
       repositories.push_back(std::move(repository));
+    });
+  }
+
+  // Each item of a list value through `validate` (which throws Error); reports the first bad one where it stands.
+  template <typename Validate>
+  std::optional<std::vector<std::string>> stringList(const Entry& entry, Validate validate) {
+    if (!entry.value.IsSequence()) {
+      reportExpected(entry, entry.spec.expected);
+      return std::nullopt;
+    }
+    std::vector<std::string> out;
+    for (const auto& item : entry.value) {
+      if (!item.IsScalar()) {
+        report(item.Mark(), entry.field + ": expected " + std::string(entry.spec.expected) + ", got " + describe(item) + " in the list");
+        return std::nullopt;
+      }
+      try {
+        validate(item.Scalar());
+      } catch (const Error& e) {
+        report(item.Mark(), entry.field + ": " + e.what());
+        return std::nullopt;
+      }
+      out.push_back(item.Scalar());
+    }
+    if (out.size() > 100) {
+      report(entry.mark(), entry.field + ": more than 100 entries");
+      return std::nullopt;
+    }
+    return out;
+  }
+
+  void boolean(const Entry& entry, bool& out) {
+    if (auto text = oneOf(entry, kBooleans)) out = *text == "true";
+  }
+
+  template <typename Validate>
+  void checked(const Entry& entry, Validate validate, std::string& out) {
+    if (auto text = validated(entry, [&](std::string_view value, std::string_view) { validate(value); })) out = *text;
+  }
+
+  void readRetention(const Entry& retention, core::RetentionPolicy& policy) {
+    if (!retention.value.IsMap()) return reportExpected(retention, retention.spec.expected);
+    std::pair<const char*, std::optional<unsigned>*> counts[] = {
+        {"keep_last", &policy.keepLast},     {"keep_hourly", &policy.keepHourly},   {"keep_daily", &policy.keepDaily},
+        {"keep_weekly", &policy.keepWeekly}, {"keep_monthly", &policy.keepMonthly}, {"keep_yearly", &policy.keepYearly}};
+    forEachEntry(retention.value, retention.field, kRetentionKeys, [&](const Entry& entry) {
+      for (auto& [key, field] : counts)
+        if (entry.name() == key) {
+          unsigned value = 0;
+          integer(entry, 1, core::kMaxRetentionCount, value);
+          if (value) *field = value;
+          return;
+        }
+      if (entry.name() == "keep_within") {
+        if (auto text = scalar(entry)) policy.keepWithin = *text;
+      } else if (entry.name() == "keep_tags") {
+        if (auto tags = stringList(entry, [](const std::string& t) { core::validateTag(t); })) policy.keepTags = *tags;
+      }
+    });
+    try {
+      core::validateRetention(policy);
+    } catch (const Error& e) {
+      report(retention.mark(), retention.field + ": " + e.what());
+    }
+  }
+
+  void readSchedules(const YAML::Node& list, std::vector<core::Schedule>& schedules) {
+    FirstLines firstLines;
+    forEachListEntry(list, "schedules", "schedule", [&](const YAML::Node& map, const std::string& context) {
+      core::Schedule schedule;
+      schedule.declared = true;
+      schedule.ownerUid = 0;
+      schedule.timeZone = core::systemTimeZone();
+      std::optional<YAML::Mark> volumeMark, subsetMark;
+      std::vector<std::pair<std::string, YAML::Mark>> backupOnly;
+      forEachEntry(map, context, kScheduleKeys, [&](const Entry& entry) {
+        const std::string_view key = entry.name();
+        if (key == "name") {
+          if (auto name = resourceName(entry)) {
+            checkUnique(firstLines, *name, entry, "schedule");
+            schedule.name = *name;
+          }
+        } else if (key == "kind") {
+          if (auto kind = oneOf(entry, kScheduleKinds)) schedule.kind = *core::scheduleKindFromString(*kind);
+        } else if (key == "volume") {
+          volumeMark = entry.mark();
+          if (auto name = resourceName(entry)) schedule.volumeName = *name;
+        } else if (key == "repository") {
+          if (auto name = resourceName(entry)) schedule.repositoryName = *name;
+        } else if (key == "cron") {
+          checked(entry, [](std::string_view text) { core::CronExpression::parse(text); }, schedule.cron);
+        } else if (key == "timezone") {
+          checked(entry, [](std::string_view text) { core::validateTimeZone(text); }, schedule.timeZone);
+        } else if (key == "jitter_seconds") {
+          integer(entry, 0, 86400, schedule.jitterSeconds);
+        } else if (key == "enabled") {
+          boolean(entry, schedule.enabled);
+        } else if (key == "retries") {
+          integer(entry, 0, 100, schedule.retries);
+        } else if (key == "retry_delay_seconds") {
+          integer(entry, 1, 86400, schedule.retryDelaySeconds);
+        } else if (key == "read_data_subset") {
+          subsetMark = entry.mark();
+          checked(entry, [](std::string_view text) { core::validateReadDataSubset(text); }, schedule.readDataSubset);
+        } else {
+          backupOnly.emplace_back(std::string(key), entry.mark());
+          if (key == "includes") {
+            if (auto v = stringList(entry, [](const std::string& p) { core::validateIncludePath(p); })) schedule.includes = *v;
+          } else if (key == "excludes") {
+            if (auto v = stringList(entry, [](const std::string& p) { core::validateExcludePattern(p); })) schedule.excludes = *v;
+          } else if (key == "exclude_if_present") {
+            if (auto v = stringList(entry, [](const std::string& m) { core::validateMarkerName(m); })) schedule.excludeIfPresent = *v;
+          } else if (key == "tags") {
+            if (auto v = stringList(entry, [](const std::string& t) { core::validateUserTag(t, "tags"); })) schedule.tags = *v;
+          } else if (key == "one_file_system") {
+            boolean(entry, schedule.oneFileSystem);
+          } else if (key == "compression") {
+            checked(entry, [](std::string_view text) { core::validateCompression(text); }, schedule.compression);
+          } else if (key == "retention") {
+            readRetention(entry, schedule.retention);
+          }
+        }
+      });
+      const std::string kind(core::toString(schedule.kind));
+      if (schedule.kind == core::ScheduleKind::Backup && schedule.volumeName.empty() && !volumeMark)
+        report(map.Mark(), context + ": the key \"volume\" is missing; a backup schedule names the volume it backs up");
+      if (schedule.kind != core::ScheduleKind::Backup) {
+        if (volumeMark) report(*volumeMark, context + ".volume: a " + kind + " schedule is about the repository alone; remove the key");
+        for (const auto& [key, mark] : backupOnly)
+          report(mark, context + "." + key + ": only backup schedules have it; this one runs " + kind);
+      }
+      if (subsetMark && schedule.kind != core::ScheduleKind::Check)
+        report(*subsetMark, context + ".read_data_subset: only check schedules read data; this one runs " + kind);
+      schedule.id = std::string(kDeclaredIdPrefix) + schedule.name;
+      schedules.push_back(std::move(schedule));
     });
   }
 

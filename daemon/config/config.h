@@ -33,6 +33,8 @@ struct DaemonSettings {
   unsigned auditMaxEntries = 100000;
   unsigned jobHistory = 1000;                // finished jobs kept
   unsigned cancelGraceSeconds = 10;          // SIGTERM, then SIGKILL after this
+  // restic jobs running at once (backups, restores, checks, retention …); the rest wait in order.
+  unsigned maxConcurrentJobs = 4;
   // D-Bus: a finished job's object stays on the bus this long.
   unsigned finishedJobSeconds = 300;
   // Serve org.zerobyte.Daemon1 on the system bus ("auto": when there is one, reconnecting when it comes back).
@@ -45,6 +47,7 @@ struct Config {
   DaemonSettings daemon;
   std::vector<core::Volume> volumes;           // declared = true
   std::vector<core::Repository> repositories;  // declared = true, passwordRef set
+  std::vector<core::Schedule> schedules;        // declared = true, owned by root
 };
 
 struct Diagnostic {

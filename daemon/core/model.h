@@ -1,6 +1,8 @@
 // The domain records: volumes, repositories, jobs and snapshots as the daemon keeps them.
 #pragma once
 
+#include "daemon/core/retention.h"
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -51,18 +53,34 @@ struct Repository {
 };
 
 // Check: restic check (exclusive); CheckConnection: opens the repository with its password only (shared).
-enum class JobOperation { Backup, Restore, Forget, Init, Import, Unlock, ChangePassword, Check, CheckConnection };
-enum class JobState { Queued, Running, Succeeded, Warning, Failed, Cancelled, Interrupted };
+// Retention: a schedule's retention policy (restic forget --keep-*, scoped to its tag and host; exclusive).
+// Prune: restic prune (exclusive). UnlockAll: restic unlock --remove-all, live locks too (admin only).
+enum class JobOperation {
+  Backup,
+  Restore,
+  Forget,
+  Init,
+  Import,
+  Unlock,
+  ChangePassword,
+  Check,
+  CheckConnection,
+  Retention,
+  Prune,
+  UnlockAll
+};
+// Skipped: a schedule's run that did not start because its previous run had not ended (never ran restic).
+enum class JobState { Queued, Running, Succeeded, Warning, Failed, Cancelled, Interrupted, Skipped };
 // The highest values: the store refuses anything above them as corruption. Add new values last.
-inline constexpr JobOperation kLastJobOperation = JobOperation::CheckConnection;
-inline constexpr JobState kLastJobState = JobState::Interrupted;
+inline constexpr JobOperation kLastJobOperation = JobOperation::UnlockAll;
+inline constexpr JobState kLastJobState = JobState::Skipped;
 
 std::string_view toString(JobOperation op);
 std::string_view toString(JobState state);
 std::optional<JobOperation> jobOperationFromString(std::string_view s);
 std::optional<JobState> jobStateFromString(std::string_view s);
 bool isFinished(JobState state);
-// Forget, unlock, change-password (and later check, prune) take the repository exclusively.
+// Forget, retention, prune, unlock, change-password and check take the repository exclusively.
 bool needsExclusiveLock(JobOperation op);
 
 struct JobProgress {
@@ -109,7 +127,58 @@ struct Job {
   std::optional<BackupSummary> summary;
   std::vector<std::string> log;  // restic's messages (bounded)
   int32_t childPid = 0;          // while running: restic's pid
+  // Started by a schedule: its id and name, and why: "scheduled" (a fire time came), "catch-up" (a fire time
+  // passed while zerobyted was stopped or the machine slept), "manual" (schedule run), "retry" (after a failure).
+  std::string scheduleId;
+  std::string scheduleName;
+  std::string trigger;
+  uint32_t attempt = 0;  // 1 for the first try of a scheduled backup, 2 for its first retry, ...
+  std::string readDataSubset;  // check: restic's --read-data-subset ("1/5", "10%", "2G"); empty: structure only
 };
+
+// What a schedule runs: a backup of a volume (then its retention), or maintenance of its repository.
+enum class ScheduleKind { Backup, Check, Prune };
+inline constexpr ScheduleKind kLastScheduleKind = ScheduleKind::Prune;
+std::string_view toString(ScheduleKind kind);
+std::optional<ScheduleKind> scheduleKindFromString(std::string_view s);
+
+// A backup of a volume into a repository at the fire times of a cron expression, with a retention policy.
+struct Schedule {
+  std::string id;
+  std::string name;
+  ScheduleKind kind = ScheduleKind::Backup;
+  std::string readDataSubset;  // check schedules: as Job::readDataSubset
+  std::string volumeName;  // backups only; resolved when it runs, so a declared or re-created volume is found by name
+  std::string repositoryName;
+  std::string cron;      // normalized (CronExpression::str()), or a macro as given ("@daily")
+  std::string timeZone;  // IANA name; the system's at creation when none was given
+  uint32_t jitterSeconds = 0;  // each run starts up to this many seconds (random) after its fire time
+  bool enabled = true;
+  std::vector<std::string> includes;  // paths inside the volume (all of it when empty)
+  std::vector<std::string> excludes;  // restic patterns
+  std::vector<std::string> excludeIfPresent;  // marker file names
+  bool oneFileSystem = false;
+  std::vector<std::string> tags;  // besides the schedule's own tag
+  std::string compression;        // "" (restic's default), "auto", "off", "max"
+  uint32_t retries = 0;           // further tries after a failed run
+  uint32_t retryDelaySeconds = 300;
+  RetentionPolicy retention;  // applied after each successful backup; empty: keep everything
+  uint32_t ownerUid = 0;
+  std::optional<uint32_t> groupGid;
+  bool declared = false;
+  Timestamp created = 0;
+  // The scheduler's record: every fire time up to lastSlot was handled (ran, was skipped or caught up).
+  Timestamp lastSlot = 0;
+  uint64_t lastJobId = 0;
+  Timestamp lastSuccess = 0;
+  uint64_t lastSuccessJobId = 0;
+  Timestamp lastFailure = 0;
+  uint64_t lastFailureJobId = 0;
+  std::string lastFailureMessage;  // the first lines of the failure
+};
+
+// The tag every snapshot of a schedule carries: retention applies to these only.
+std::string scheduleTag(const Schedule& schedule);
 
 struct Snapshot {
   std::string id;

@@ -221,4 +221,88 @@ void validateSnapshotId(std::string_view id) {
   fail("snapshot id", id, kRule);
 }
 
+namespace {
+
+[[noreturn]] void invalidParameter(const std::string& message, const char* parameter) {
+  throw Error(ErrorCode::InvalidArgument, message, {{"parameter", parameter}});
+}
+
+bool allDigits(std::string_view s) {
+  return !s.empty() && s.size() <= 12 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+}  // namespace
+
+void validateIncludePath(std::string_view path) {
+  constexpr const char* kParameter = "includes";
+  if (path.empty()) invalidParameter("an include path is empty; give a path inside the volume such as Documents", kParameter);
+  if (path.size() > 4096) invalidParameter("an include path is longer than 4096 bytes", kParameter);
+  if (auto control = firstControlCharacter(path))
+    invalidParameter("include path " + quoteValue(path) + " is not valid: " + controlCharacterReason(*control), kParameter);
+  if (path.front() == '/')
+    invalidParameter("include path " + quoteValue(path) +
+                         " is absolute; give it relative to the volume's directory (\"Documents\", not \"/home/alice/Documents\")",
+                     kParameter);
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    if (path.substr(start, end - start) == "..")
+      invalidParameter("include path " + quoteValue(path) + " leaves the volume through \"..\"", kParameter);
+    start = end + 1;
+  }
+}
+
+void validateMarkerName(std::string_view name) {
+  if (name.empty() || name.size() > 255 || firstControlCharacter(name) || name.find('/') != std::string_view::npos || name == "." ||
+      name == "..")
+    invalidParameter("exclude-if-present marker " + quoteValue(name) +
+                         " is not a file name; give a name such as .nobackup (1-255 bytes, no '/' or control characters)",
+                     "exclude_if_present");
+}
+
+void validateUserTag(std::string_view tag, const char* parameter) {
+  validateTag(tag);
+  if (tag.substr(0, kScheduleTagPrefix.size()) == kScheduleTagPrefix)
+    invalidParameter("tag " + quoteValue(tag) + " is reserved: zerobyted tags each schedule's snapshots with " +
+                         std::string(kScheduleTagPrefix) + "NAME so that its retention finds them; choose another tag",
+                     parameter);
+}
+
+void validateReadDataSubset(std::string_view subset) {
+  auto fail = [&] {
+    invalidParameter("read-data subset " + quoteValue(subset.substr(0, 40)) +
+                         " is not valid; give n/t (one part of t, e.g. 1/5), a percentage (e.g. 10% or 2.5%) or a size (e.g. 500M, 2G)",
+                     "read_data_subset");
+  };
+  if (auto slash = subset.find('/'); slash != std::string_view::npos) {
+    auto n = subset.substr(0, slash), t = subset.substr(slash + 1);
+    if (!allDigits(n) || !allDigits(t)) fail();
+    auto a = std::stoull(std::string(n)), b = std::stoull(std::string(t));
+    if (a < 1 || a > b) fail();
+    return;
+  }
+  if (subset.size() >= 2 && subset.back() == '%') {
+    auto number = subset.substr(0, subset.size() - 1);
+    auto dot = number.find('.');
+    auto whole = number.substr(0, dot);
+    auto fraction = dot == std::string_view::npos ? std::string_view("0") : number.substr(dot + 1);
+    if (!allDigits(whole) || !allDigits(fraction)) fail();
+    double value = std::stod(std::string(number));
+    if (!(value > 0.0) || value > 100.0) fail();
+    return;
+  }
+  if (subset.size() >= 2 && std::string_view("KMGT").find(subset.back()) != std::string_view::npos) {
+    auto digits = subset.substr(0, subset.size() - 1);
+    if (!allDigits(digits) || std::stoull(std::string(digits)) == 0) fail();
+    return;
+  }
+  fail();
+}
+
+void validateCompression(std::string_view compression) {
+  if (compression != "auto" && compression != "off" && compression != "max")
+    invalidParameter("compression " + quoteValue(compression) + " is not one of auto, off, max", "compression");
+}
+
 }  // namespace zerobyte::core

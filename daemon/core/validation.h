@@ -31,4 +31,20 @@ void validateSnapshotPath(std::string_view path, std::string_view what);
 // A snapshot id: 8-64 lowercase hex characters, or "latest".
 void validateSnapshotId(std::string_view id);
 
+// Schedule fields. Each throws Error(InvalidArgument) with details {"parameter": <wire name>}.
+// A path inside a volume, relative to its root, without ".." ("Documents", "photos/2024"): parameter includes.
+void validateIncludePath(std::string_view path);
+// A file name that marks a directory to skip (restic --exclude-if-present): parameter exclude_if_present.
+void validateMarkerName(std::string_view name);
+// A tag a user may give: validateTag, and not the reserved "zerobyte-schedule:" prefix (`parameter`).
+void validateUserTag(std::string_view tag, const char* parameter);
+// restic check --read-data-subset: n/t (1 <= n <= t), a percentage above 0 and at most 100 ("10%", "2.5%") or a
+// size ("500M", "2G": K, M, G, T): parameter read_data_subset.
+void validateReadDataSubset(std::string_view subset);
+// "auto", "off" or "max": parameter compression.
+void validateCompression(std::string_view compression);
+
+// The tag every snapshot of a schedule carries starts with this; users may not give such tags.
+inline constexpr std::string_view kScheduleTagPrefix = "zerobyte-schedule:";
+
 }  // namespace zerobyte::core

@@ -4,9 +4,15 @@
 #include "common/errors.h"
 #include "daemon/log/log.h"
 
+#include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
+#include <limits>
+#include <system_error>
 #include <string>
 #include <time.h>
 
@@ -96,6 +102,61 @@ TimerSource::TimerSource(EventLoop& loop, std::chrono::microseconds delay, std::
 int TimerSource::dispatch(sd_event_source*, uint64_t, void* userdata) {
   auto handler = static_cast<TimerSource*>(userdata)->m_handler;
   guarded("timer", handler);
+  return 0;
+}
+
+WallClockTimer::WallClockTimer(EventLoop& loop, std::function<void()> handler) : m_handler(std::move(handler)) {
+  // Accuracy 1 s: nothing here needs finer, and the kernel may coalesce the wake-up with others.
+  check(sd_event_add_time(loop.get(), &m_source, CLOCK_REALTIME, UINT64_MAX, 1000000, &WallClockTimer::dispatch, this),
+        "cannot add a wall-clock timer");
+  check(sd_event_source_set_enabled(m_source, SD_EVENT_OFF), "cannot disarm a wall-clock timer");
+}
+
+void WallClockTimer::armAt(uint64_t realtimeUsec) {
+  check(sd_event_source_set_time(m_source, realtimeUsec), "cannot set a wall-clock timer");
+  check(sd_event_source_set_enabled(m_source, SD_EVENT_ONESHOT), "cannot arm a wall-clock timer");
+}
+
+void WallClockTimer::disarm() { check(sd_event_source_set_enabled(m_source, SD_EVENT_OFF), "cannot disarm a wall-clock timer"); }
+
+int WallClockTimer::dispatch(sd_event_source*, uint64_t, void* userdata) {
+  auto handler = static_cast<WallClockTimer*>(userdata)->m_handler;
+  guarded("wall-clock timer", handler);
+  return 0;
+}
+
+ClockChangeSource::ClockChangeSource(EventLoop& loop, std::function<void()> handler) : m_handler(std::move(handler)) {
+  m_fd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (m_fd < 0) throw std::system_error(errno, std::generic_category(), "cannot create a timerfd");
+  arm();
+  check(sd_event_add_io(loop.get(), &m_source, m_fd, EPOLLIN, &ClockChangeSource::dispatch, this),
+        "cannot watch for changes of the clock");
+}
+
+ClockChangeSource::~ClockChangeSource() {
+  // The source goes first (Source's destructor runs after this body): it still refers to the fd only by number.
+  if (m_source) m_source = sd_event_source_disable_unref(m_source);
+  if (m_fd >= 0) close(m_fd);
+}
+
+void ClockChangeSource::arm() {
+  // An expiry that never comes: the timer exists only to be cancelled when the clock is set.
+  itimerspec spec{};
+  spec.it_value.tv_sec = std::numeric_limits<time_t>::max();
+  if (timerfd_settime(m_fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &spec, nullptr) < 0)
+    throw std::system_error(errno, std::generic_category(), "cannot arm the clock-change timerfd");
+}
+
+int ClockChangeSource::dispatch(sd_event_source*, int fd, uint32_t, void* userdata) {
+  auto* self = static_cast<ClockChangeSource*>(userdata);
+  uint64_t expirations = 0;
+  // ECANCELED: the clock was set. Re-arming resets the cancellation.
+  ssize_t n = read(fd, &expirations, sizeof(expirations));
+  if (n < 0 && errno == EAGAIN) return 0;
+  guarded("clock change", [self] {
+    self->arm();
+    self->m_handler();
+  });
   return 0;
 }
 

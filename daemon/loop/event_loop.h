@@ -67,6 +67,33 @@ class TimerSource : public Source {
   std::function<void()> m_handler;
 };
 
+// A one-shot timer at an instant of the wall clock (CLOCK_REALTIME, microseconds since the epoch), re-armable.
+// A time that passed while the machine slept fires at resume. Created disarmed.
+class WallClockTimer : public Source {
+ public:
+  WallClockTimer(EventLoop& loop, std::function<void()> handler);
+  void armAt(uint64_t realtimeUsec);
+  void disarm();
+
+ private:
+  static int dispatch(sd_event_source*, uint64_t, void* userdata);
+  std::function<void()> m_handler;
+};
+
+// Fires after the wall clock was set (settimeofday, NTP stepping it, a time zone set in the kernel), through a
+// timerfd with TFD_TIMER_CANCEL_ON_SET, so that timers computed from the old clock can be computed again.
+class ClockChangeSource : public Source {
+ public:
+  ClockChangeSource(EventLoop& loop, std::function<void()> handler);
+  ~ClockChangeSource() override;
+
+ private:
+  void arm();
+  static int dispatch(sd_event_source*, int fd, uint32_t revents, void* userdata);
+  int m_fd = -1;
+  std::function<void()> m_handler;
+};
+
 // Fires when the child exits (the loop reaps it). SIGCHLD must be blocked.
 class ChildSource : public Source {
  public:

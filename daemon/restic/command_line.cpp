@@ -1,6 +1,8 @@
 // restic argv and environment: every child gets the same global flags and nothing from the daemon's environment.
 #include "daemon/restic/restic.h"
 
+#include "daemon/core/validation.h"
+
 #include <algorithm>
 #include <initializer_list>
 #include <optional>
@@ -48,11 +50,24 @@ std::vector<std::string> catConfigArgs(const RepositoryContext& ctx) {
 
 std::vector<std::string> backupArgs(const RepositoryContext& ctx, const std::string& path,
                                     const std::vector<std::string>& tags, const std::vector<std::string>& excludes) {
+  BackupOptions options;
+  options.paths = {path};
+  options.tags = tags;
+  options.excludes = excludes;
+  return backupArgs(ctx, options);
+}
+
+std::vector<std::string> backupArgs(const RepositoryContext& ctx, const BackupOptions& options) {
+  if (options.paths.empty()) throw Error(ErrorCode::Internal, "refusing to build a backup without a path");
   auto argv = command(ctx, {"backup"}, Lock::Take, Json::On);
-  addRepeated(argv, "--tag", tags);
-  addRepeated(argv, "--exclude", excludes);
+  addRepeated(argv, "--tag", options.tags);
+  addRepeated(argv, "--exclude", options.excludes);
+  addRepeated(argv, "--exclude-if-present", options.excludeIfPresent);
+  if (options.oneFileSystem) argv.emplace_back("--one-file-system");
+  if (!options.host.empty()) argv.insert(argv.end(), {"--host", options.host});
+  if (!options.compression.empty()) argv.insert(argv.end(), {"--compression", options.compression});
   argv.emplace_back("--");
-  argv.push_back(path);
+  argv.insert(argv.end(), options.paths.begin(), options.paths.end());
   return argv;
 }
 
@@ -105,7 +120,8 @@ std::vector<std::string> forgetPolicyArgs(const RepositoryContext& ctx, const co
   }
 
   // Never --prune here: pruning is its own, much longer, exclusive operation.
-  auto argv = command(ctx, {"forget"}, Lock::Take, Json::On);
+  // A dry run changes nothing: restic 0.14 skips its exclusive lock for it only with --no-lock.
+  auto argv = command(ctx, {"forget"}, dryRun ? Lock::Skip : Lock::Take, Json::On);
   argv.insert(argv.end(), {"--tag", scheduleTag, "--host", host});
   // One group: --tag and --host already select the schedule's own snapshots. restic's default
   // groups by host and paths, and grouping by tags splits by each snapshot's whole tag set: a
@@ -129,6 +145,40 @@ std::vector<std::string> unlockArgs(const RepositoryContext& ctx) {
 }
 
 std::vector<std::string> checkArgs(const RepositoryContext& ctx) { return command(ctx, {"check"}, Lock::Take, Json::Off); }
+
+std::vector<std::string> checkArgs(const RepositoryContext& ctx, const std::string& readDataSubset) {
+  auto argv = checkArgs(ctx);
+  if (!readDataSubset.empty()) {
+    core::validateReadDataSubset(readDataSubset);
+    argv.push_back("--read-data-subset=" + readDataSubset);
+  }
+  return argv;
+}
+
+std::vector<std::string> pruneArgs(const RepositoryContext& ctx) { return command(ctx, {"prune"}, Lock::Take, Json::Off); }
+
+std::vector<std::string> statsArgs(const RepositoryContext& ctx) {
+  auto argv = command(ctx, {"stats"}, Lock::Skip, Json::On);
+  argv.insert(argv.end(), {"--mode", "raw-data"});
+  return argv;
+}
+
+std::vector<std::string> listLocksArgs(const RepositoryContext& ctx) { return command(ctx, {"list", "locks"}, Lock::Skip, Json::Off); }
+
+std::vector<std::string> catLockArgs(const RepositoryContext& ctx, const std::string& lockId) {
+  bool hex = lockId.size() == 64 && std::all_of(lockId.begin(), lockId.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+  if (!hex) throw Error(ErrorCode::Internal, "refusing to read the lock \"" + lockId.substr(0, 80) + "\": not a restic id");
+  auto argv = command(ctx, {"cat", "lock"}, Lock::Skip, Json::Off);
+  argv.emplace_back("--");
+  argv.push_back(lockId);
+  return argv;
+}
+
+std::vector<std::string> unlockAllArgs(const RepositoryContext& ctx) {
+  auto argv = command(ctx, {"unlock"}, Lock::Take, Json::Off);
+  argv.emplace_back("--remove-all");
+  return argv;
+}
 
 std::vector<std::string> versionArgs(const std::string& binary) { return {binary, "version"}; }
 

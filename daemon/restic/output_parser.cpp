@@ -436,6 +436,54 @@ std::vector<ForgetGroupResult> parseForgetOutput(std::string_view text) {
   return groups;
 }
 
+// One JSON object, or Error(Failed) saying what (`what`: "the output of restic stats") was not.
+static json parseObjectDocument(std::string_view text, const std::string& what) {
+  const auto fail = [&what](std::string_view why) { return Error(ErrorCode::Failed, "cannot parse " + what + ": " + truncated(why)); };
+  json document = parseDocument(trim(text), fail);
+  if (!document.is_object()) throw fail("expected a JSON object, got " + std::string(document.type_name()));
+  return document;
+}
+
+RepositoryStats parseStats(std::string_view text) {
+  const json document = parseObjectDocument(text, "the output of restic stats");
+  RepositoryStats stats;
+  stats.totalSize = countOr(document, "total_size");
+  stats.totalUncompressedSize = countOr(document, "total_uncompressed_size");
+  stats.compressionRatio = doubleOr(document, "compression_ratio");
+  stats.compressionSpaceSaving = doubleOr(document, "compression_space_saving");
+  stats.blobCount = countOr(document, "total_blob_count");
+  stats.snapshotsCount = countOr(document, "snapshots_count");
+  return stats;
+}
+
+std::vector<std::string> parseLockIds(std::string_view text) {
+  std::vector<std::string> ids;
+  for (auto line : splitLines(text)) {
+    line = trim(line);
+    if (line.size() == 64 && std::all_of(line.begin(), line.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }))
+      ids.emplace_back(line);
+  }
+  return ids;
+}
+
+LockInfo parseLock(std::string_view text) {
+  const json document = parseObjectDocument(text, "a restic lock");
+  LockInfo lock;
+  lock.time = stringOr(document, "time");
+  const json* exclusive = member(document, "exclusive");
+  lock.exclusive = exclusive && exclusive->is_boolean() && exclusive->get<bool>();
+  lock.hostname = stringOr(document, "hostname");
+  lock.username = stringOr(document, "username");
+  lock.pid = static_cast<int64_t>(countOr(document, "pid"));
+  return lock;
+}
+
+std::string describeLock(const LockInfo& lock) {
+  return std::string(lock.exclusive ? "exclusive" : "shared") + " lock of pid " + std::to_string(lock.pid) + " on host " +
+         truncated(lock.hostname.empty() ? "?" : lock.hostname) + " by " + truncated(lock.username.empty() ? "?" : lock.username) +
+         " since " + truncated(lock.time.substr(0, 19));
+}
+
 std::variant<std::monostate, core::Snapshot, core::Node> parseLsLine(std::string_view line) {
   try {
     const auto object = parseObject(line);

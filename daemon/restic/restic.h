@@ -34,6 +34,19 @@ std::vector<std::string> initArgs(const RepositoryContext& ctx);
 std::vector<std::string> catConfigArgs(const RepositoryContext& ctx);
 std::vector<std::string> backupArgs(const RepositoryContext& ctx, const std::string& path,
                                     const std::vector<std::string>& tags, const std::vector<std::string>& excludes);
+// A backup as a schedule makes it: several paths (each after "--"), exclude-if-present markers,
+// --one-file-system, --host (so that retention can select this host's snapshots by the same name)
+// and --compression (auto, off, max; a global flag restic accepts after the subcommand).
+struct BackupOptions {
+  std::vector<std::string> paths;
+  std::vector<std::string> tags;
+  std::vector<std::string> excludes;
+  std::vector<std::string> excludeIfPresent;
+  bool oneFileSystem = false;
+  std::string host;         // empty: restic's default (the hostname)
+  std::string compression;  // empty: the repository's default
+};
+std::vector<std::string> backupArgs(const RepositoryContext& ctx, const BackupOptions& options);
 std::vector<std::string> restoreArgs(const RepositoryContext& ctx, const std::string& snapshot, const std::string& target,
                                      const std::vector<std::string>& includes);
 std::vector<std::string> snapshotsArgs(const RepositoryContext& ctx);
@@ -43,14 +56,24 @@ std::vector<std::string> forgetArgs(const RepositoryContext& ctx, const std::str
 // tag `scheduleTag` from `host` only (--tag, --host), grouped by host and tags, so snapshots of
 // other schedules and other hosts in the same repository are never considered. Each --keep-*
 // appears only when set, --keep-tag once per tag, --dry-run when asked (restic then only prints
-// what it would remove). Throws Error(Internal) for an empty scheduleTag or host, a scheduleTag
+// what it would remove, and takes no lock: it changes nothing). Throws Error(Internal) for an empty scheduleTag or host, a scheduleTag
 // with ',' (restic would read it as two tags), or a policy that requireRetention refuses: callers
 // validate these first, and a wrong value here could forget snapshots nobody meant to.
 std::vector<std::string> forgetPolicyArgs(const RepositoryContext& ctx, const core::RetentionPolicy& policy,
                                           const std::string& scheduleTag, const std::string& host, bool dryRun);
 std::vector<std::string> unlockArgs(const RepositoryContext& ctx);
-// `check` (structure only; reading all data is a later, scheduled option).
+// `check` (structure only), or with --read-data-subset=<subset> (validated by core::validateReadDataSubset).
 std::vector<std::string> checkArgs(const RepositoryContext& ctx);
+std::vector<std::string> checkArgs(const RepositoryContext& ctx, const std::string& readDataSubset);
+// `prune` (exclusive): removes the data no snapshot refers to any more.
+std::vector<std::string> pruneArgs(const RepositoryContext& ctx);
+// `stats --json --mode raw-data --no-lock`: the repository's stored size, compression and counts.
+std::vector<std::string> statsArgs(const RepositoryContext& ctx);
+// `list locks` (the lock ids, one per line) and `cat lock ID` (one lock as JSON); neither takes a lock.
+std::vector<std::string> listLocksArgs(const RepositoryContext& ctx);
+std::vector<std::string> catLockArgs(const RepositoryContext& ctx, const std::string& lockId);
+// `unlock --remove-all`: every lock, live ones too. Only for the explicit, audited escape hatch.
+std::vector<std::string> unlockAllArgs(const RepositoryContext& ctx);
 std::vector<std::string> versionArgs(const std::string& binary);
 // The repository's keys (passwords) as JSON (`key list --json`, no lock: it only reads).
 std::vector<std::string> keyListArgs(const RepositoryContext& ctx);
@@ -89,6 +112,29 @@ struct ForgetGroupResult {
 // not a list, a group that is not an object or lacks "keep" or "remove", either of them not a list or
 // null, a snapshot without a hexadecimal id).
 std::vector<ForgetGroupResult> parseForgetOutput(std::string_view json);
+// `stats --json --mode raw-data`. Throws Error(Failed) unless it is a JSON object; missing fields are 0.
+struct RepositoryStats {
+  uint64_t totalSize = 0;
+  uint64_t totalUncompressedSize = 0;
+  double compressionRatio = 0;
+  double compressionSpaceSaving = 0;
+  uint64_t blobCount = 0;
+  uint64_t snapshotsCount = 0;
+};
+RepositoryStats parseStats(std::string_view json);
+// `list locks`: the 64-hex-digit ids (other lines are ignored).
+std::vector<std::string> parseLockIds(std::string_view text);
+// `cat lock ID`: {"time":…,"exclusive":…,"hostname":…,"username":…,"pid":…}. Throws Error(Failed) unless an object.
+struct LockInfo {
+  std::string time;
+  bool exclusive = false;
+  std::string hostname;
+  std::string username;
+  int64_t pid = 0;
+};
+LockInfo parseLock(std::string_view json);
+// "exclusive lock of pid 4242 on host vm by root since 2026-12-04T06:00:00".
+std::string describeLock(const LockInfo& lock);
 // One entry of `key list --json`: [{"current":true,"id":"3ea9525f","userName":"root","hostName":"vm",
 // "created":"2026-11-22 07:08:02"}, ...]. "current" marks the key the password opened.
 struct Key {

@@ -117,6 +117,22 @@ void serialize(Archive& ar, Job& j, const std::uint32_t version) {
      j.includes, j.startedByUid, j.created, j.started, j.finished, j.progress, j.message, j.warnings, j.summary,
      j.log, j.childPid);
   if (version >= 2) ar(j.runAsUid);
+  if (version >= 3) ar(j.scheduleId, j.scheduleName, j.trigger, j.attempt, j.readDataSubset);
+}
+
+template <class Archive>
+void serialize(Archive& ar, RetentionPolicy& p, const std::uint32_t /*version*/) {
+  ar(p.keepLast, p.keepHourly, p.keepDaily, p.keepWeekly, p.keepMonthly, p.keepYearly, p.keepWithin, p.keepTags);
+}
+
+template <class Archive>
+void serialize(Archive& ar, Schedule& s, const std::uint32_t /*version*/) {
+  ar(s.id, s.name);
+  records_detail::enumField(ar, s.kind, kLastScheduleKind);
+  ar(s.readDataSubset, s.volumeName, s.repositoryName, s.cron, s.timeZone, s.jitterSeconds, s.enabled, s.includes, s.excludes,
+     s.excludeIfPresent, s.oneFileSystem, s.tags, s.compression, s.retries, s.retryDelaySeconds, s.retention, s.ownerUid,
+     s.groupGid, s.declared, s.created, s.lastSlot, s.lastJobId, s.lastSuccess, s.lastSuccessJobId, s.lastFailure,
+     s.lastFailureJobId, s.lastFailureMessage);
 }
 
 template <class Archive>
@@ -146,7 +162,9 @@ CEREAL_CLASS_VERSION(zerobyte::core::Volume, 2)      // 2: groupGid, privileged
 CEREAL_CLASS_VERSION(zerobyte::core::Repository, 3)  // 2: pendingPassword; 3: groupGid, privileged
 CEREAL_CLASS_VERSION(zerobyte::core::JobProgress, 1)
 CEREAL_CLASS_VERSION(zerobyte::core::BackupSummary, 1)
-CEREAL_CLASS_VERSION(zerobyte::core::Job, 2)  // 2: runAsUid
+CEREAL_CLASS_VERSION(zerobyte::core::Job, 3)  // 2: runAsUid; 3: scheduleId, scheduleName, trigger, attempt, readDataSubset
+CEREAL_CLASS_VERSION(zerobyte::core::RetentionPolicy, 1)
+CEREAL_CLASS_VERSION(zerobyte::core::Schedule, 1)
 CEREAL_CLASS_VERSION(zerobyte::core::Snapshot, 1)
 CEREAL_CLASS_VERSION(zerobyte::core::SnapshotCache, 1)
 CEREAL_CLASS_VERSION(zerobyte::core::Node, 1)

@@ -53,6 +53,7 @@ struct Tables {
   Table jobs{"jobs"};
   Table snapshots{"snapshots"};
   Table audit{"audit"};
+  Table schedules{"schedules"};
 };
 
 MDB_val asVal(std::string_view bytes) {
@@ -273,7 +274,8 @@ void migrate(const Environment& environment, MDB_txn* txn, uint32_t from) {
 
 void openTables(Environment& environment, MDB_txn* txn) {
   for (Table* table : {&environment.tables.meta, &environment.tables.volumes, &environment.tables.repositories,
-                       &environment.tables.jobs, &environment.tables.snapshots, &environment.tables.audit}) {
+                       &environment.tables.jobs, &environment.tables.snapshots, &environment.tables.audit,
+                       &environment.tables.schedules}) {
     std::string name(table->name);
     if (int rc = mdb_dbi_open(txn, name.c_str(), MDB_CREATE, &table->dbi); rc != 0)
       environment.fail(rc, "opening table " + name);
@@ -353,6 +355,17 @@ void Transaction::put(const core::SnapshotCache& cache) {
   auto& t = Impl::live(m_impl);
   if (cache.repositoryId.empty()) throw Error(ErrorCode::Internal, "cannot store a snapshot cache without a repository id");
   t.environment.put(t.handle(), t.environment.tables.snapshots, cache.repositoryId, encode(cache));
+}
+
+void Transaction::put(const core::Schedule& schedule) {
+  auto& t = Impl::live(m_impl);
+  if (schedule.id.empty()) throw Error(ErrorCode::Internal, "cannot store a schedule without an id");
+  t.environment.put(t.handle(), t.environment.tables.schedules, schedule.id, encode(schedule));
+}
+
+void Transaction::eraseSchedule(const std::string& id) {
+  auto& t = Impl::live(m_impl);
+  t.environment.erase(t.handle(), t.environment.tables.schedules, id);
 }
 
 void Transaction::eraseVolume(const std::string& id) {
@@ -462,6 +475,16 @@ std::vector<core::Volume> Store::volumes() const {
 std::optional<core::Volume> Store::volume(const std::string& id) const {
   TxnHandle txn = m_impl->beginTxn(MDB_RDONLY);
   return getRecord<core::Volume>(*m_impl, txn.get(), m_impl->tables.volumes, id, printableKey(id));
+}
+
+std::vector<core::Schedule> Store::schedules() const {
+  TxnHandle txn = m_impl->beginTxn(MDB_RDONLY);
+  return allRecords<core::Schedule>(*m_impl, txn.get(), m_impl->tables.schedules);
+}
+
+std::optional<core::Schedule> Store::schedule(const std::string& id) const {
+  TxnHandle txn = m_impl->beginTxn(MDB_RDONLY);
+  return getRecord<core::Schedule>(*m_impl, txn.get(), m_impl->tables.schedules, id, printableKey(id));
 }
 
 std::vector<core::Repository> Store::repositories() const {

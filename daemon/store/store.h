@@ -37,6 +37,8 @@ class Transaction {
   void put(const core::Repository& repository);
   void put(const core::Job& job);
   void put(const core::SnapshotCache& cache);
+  void put(const core::Schedule& schedule);
+  void eraseSchedule(const std::string& id);
   void eraseVolume(const std::string& id);
   // Also erases the repository's snapshot cache.
   void eraseRepository(const std::string& id);
@@ -78,6 +80,8 @@ class Store {
   // Newest first, at most `limit` (0: all).
   std::vector<core::Job> jobs(size_t limit = 0) const;
   std::optional<core::SnapshotCache> snapshotCache(const std::string& repositoryId) const;
+  std::vector<core::Schedule> schedules() const;
+  std::optional<core::Schedule> schedule(const std::string& id) const;
 
   Transaction begin();
   // Erases the oldest finished jobs beyond the newest `keep` finished ones.

@@ -23,13 +23,13 @@ namespace {
 
 using nlohmann::json;
 using zbtest::CommandResult;
+using zbtest::describe;
 using zbtest::Daemon;
 
 constexpr const char* kAdminGroup = "zbtest-admins";
 constexpr const char* kAdminUser = "zbtestadmin";
 constexpr const char* kNobody = "nobody";
 
-std::string describe(const CommandResult& r) { return "exit " + std::to_string(r.exitCode) + "\nstdout: " + r.out + "\nstderr: " + r.err; }
 
 bool startsWith(const std::string& text, const std::string& prefix) { return text.rfind(prefix, 0) == 0; }
 

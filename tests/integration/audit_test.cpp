@@ -29,6 +29,7 @@ namespace {
 
 using nlohmann::json;
 using zbtest::CommandResult;
+using zbtest::describe;
 using zbtest::Daemon;
 
 constexpr const char* kNobody = "nobody";
@@ -38,7 +39,6 @@ constexpr const char* kJournalctl = "/usr/bin/journalctl";
 constexpr const char* kChangedId = "df7d4ab6eded47d6b8be408ebefa17b7";
 constexpr const char* kDeniedId = "ed6c9a94bfbb4380997fb87e537e565f";
 
-std::string describe(const CommandResult& r) { return "exit " + std::to_string(r.exitCode) + "\nstdout: " + r.out + "\nstderr: " + r.err; }
 
 uid_t uidOf(const char* user) {
   passwd* pw = getpwnam(user);

@@ -41,9 +41,9 @@ namespace {
 
 using nlohmann::json;
 using zbtest::CommandResult;
+using zbtest::describe;
 using zbtest::Daemon;
 
-std::string describe(const CommandResult& r) { return "exit " + std::to_string(r.exitCode) + "\nstdout: " + r.out + "\nstderr: " + r.err; }
 
 bool startsWith(const std::string& text, const std::string& prefix) { return text.rfind(prefix, 0) == 0; }
 

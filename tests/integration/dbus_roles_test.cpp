@@ -32,6 +32,7 @@ namespace {
 
 using nlohmann::json;
 using zbtest::CommandResult;
+using zbtest::describe;
 using zbtest::Daemon;
 using zbtest::ownedDirectory;
 using zbtest::writeOwnedFile;
@@ -45,7 +46,6 @@ constexpr auto kBusWait = std::chrono::seconds(20);
 
 bool contains(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
 
-std::string describe(const CommandResult& r) { return "exit " + std::to_string(r.exitCode) + "\nstdout: " + r.out + "\nstderr: " + r.err; }
 
 
 // ---- the daemon's objects, through the proxies generated from the published XML ----

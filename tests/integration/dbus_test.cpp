@@ -412,7 +412,6 @@ CommandResult resticSnapshots(const std::string& repository, const std::string& 
   return r;
 }
 
-std::string describe(const CommandResult& r) { return "exit " + std::to_string(r.exitCode) + "\nstdout: " + r.out + "\nstderr: " + r.err; }
 
 // ---- the fixture: a private system bus, and zerobyted on it ----
 

@@ -890,4 +890,10 @@ void writeOwnedFile(const std::string& path, const std::string& content, uid_t u
   EXPECT_EQ(chmod(path.c_str(), mode), 0) << path;
 }
 
+std::string describe(const CommandResult& r) {
+  return "exit " + std::to_string(r.exitCode) + "\nstdout: " + r.out + "\nstderr: " + r.err;
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
 }  // namespace zbtest

@@ -130,6 +130,9 @@ class OwnedPolkitEnvironment : public PolkitEnvironment {
 std::string ownedDirectory(const Daemon& daemon, const std::string& name, uid_t uid, gid_t gid, mode_t mode = 0700);
 // A file with `content`, owned by `uid`:`gid` with `mode`; EXPECTs that it worked.
 void writeOwnedFile(const std::string& path, const std::string& content, uid_t uid, gid_t gid, mode_t mode);
+// "exit N", stdout and stderr of a command, for assertion messages.
+std::string describe(const CommandResult& r);
+bool contains(const std::string& text, const std::string& part);
 // Runs a program (absolute path) with args, returns exit code and output. Bounded (killed after 300 s).
 CommandResult run(const std::vector<std::string>& argv, const std::string& input = "");
 

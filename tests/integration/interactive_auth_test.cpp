@@ -41,6 +41,7 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using zbtest::CommandResult;
+using zbtest::describe;
 using zbtest::Daemon;
 
 // Every wait of this test is bounded by this.
@@ -60,7 +61,6 @@ constexpr int kNotAuthorizedExit = 5;
 
 bool contains(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
 
-std::string describe(const CommandResult& r) { return "exit " + std::to_string(r.exitCode) + "\nstdout: " + r.out + "\nstderr: " + r.err; }
 
 // A fresh password for each run: the test user's password is known to this process only.
 std::string randomPassword() {

@@ -15,12 +15,12 @@ namespace {
 
 using nlohmann::json;
 using zbtest::CommandResult;
+using zbtest::contains;
+using zbtest::describe;
 using zbtest::Daemon;
 namespace fs = std::filesystem;
 
-std::string describe(const CommandResult& r) { return "exit " + std::to_string(r.exitCode) + "\nstdout: " + r.out + "\nstderr: " + r.err; }
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // A restic repository made with restic itself and a password in a root-only file.
 void makeResticRepository(const std::string& path, const std::string& passwordFile) {

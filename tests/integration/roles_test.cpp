@@ -28,11 +28,11 @@ namespace {
 
 using nlohmann::json;
 using zbtest::CommandResult;
+using zbtest::describe;
 using zbtest::Daemon;
 using zbtest::ownedDirectory;
 using zbtest::writeOwnedFile;
 
-std::string describe(const CommandResult& r) { return "exit " + std::to_string(r.exitCode) + "\nstdout: " + r.out + "\nstderr: " + r.err; }
 
 bool contains(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
 

@@ -78,7 +78,6 @@ mode_t permissionsOf(const std::string& path) {
 
 bool contains(const std::string& haystack, const std::string& needle) { return haystack.find(needle) != std::string::npos; }
 
-std::string describe(const CommandResult& r) { return "exit " + std::to_string(r.exitCode) + "\nstdout: " + r.out + "\nstderr: " + r.err; }
 
 std::string randomBytes(size_t size) {
   std::ifstream in("/dev/urandom", std::ios::binary);

@@ -1,5 +1,6 @@
 // The configuration loader: the shipped file, the mapping onto the structs, and file:line:column for every mistake.
 #include "daemon/config/config.h"
+#include "daemon/core/cron.h"
 
 #include "tests/unit/test_support.h"
 
@@ -54,6 +55,7 @@ TEST(ConfigShippedFile, LoadsWithoutErrorsAndGivesTheDefaults) {
   EXPECT_EQ(config.daemon.auditMaxEntries, 100000u);
   EXPECT_EQ(config.daemon.jobHistory, 1000u);
   EXPECT_EQ(config.daemon.cancelGraceSeconds, 10u);
+  EXPECT_EQ(config.daemon.maxConcurrentJobs, 4u);
   EXPECT_EQ(config.daemon.logLevel, "info");
   EXPECT_TRUE(config.volumes.empty());
   EXPECT_TRUE(config.repositories.empty());
@@ -74,7 +76,7 @@ TEST(ConfigShippedFile, UncommentedSettingsAndExamplesLoadAndMatchTheDefaults) {
     }
     text += line + "\n";
   }
-  EXPECT_EQ(uncommented, 16 + 3 + 4) << text;
+  EXPECT_EQ(uncommented, 17 + 3 + 4 + 13) << text;
   Config config = loadString(text, "uncommented.yaml");
   DaemonSettings defaults;
   EXPECT_EQ(config.daemon.stateDirectory, "/var/lib/zerobyte");
@@ -90,6 +92,7 @@ TEST(ConfigShippedFile, UncommentedSettingsAndExamplesLoadAndMatchTheDefaults) {
   EXPECT_EQ(config.daemon.auditMaxEntries, defaults.auditMaxEntries);
   EXPECT_EQ(config.daemon.jobHistory, defaults.jobHistory);
   EXPECT_EQ(config.daemon.cancelGraceSeconds, defaults.cancelGraceSeconds);
+  EXPECT_EQ(config.daemon.maxConcurrentJobs, defaults.maxConcurrentJobs);
   EXPECT_EQ(config.daemon.finishedJobSeconds, defaults.finishedJobSeconds);
   EXPECT_EQ(config.daemon.dbus, defaults.dbus);
   EXPECT_EQ(config.daemon.logLevel, defaults.logLevel);
@@ -97,6 +100,9 @@ TEST(ConfigShippedFile, UncommentedSettingsAndExamplesLoadAndMatchTheDefaults) {
   EXPECT_EQ(config.volumes[0].name, "etc");
   ASSERT_EQ(config.repositories.size(), 1u);
   EXPECT_EQ(config.repositories[0].passwordRef, "file:///etc/zerobyte/local.pass");
+  ASSERT_EQ(config.schedules.size(), 2u);
+  EXPECT_EQ(config.schedules[0].retention.keepMonthly, 12u);
+  EXPECT_EQ(config.schedules[1].kind, core::ScheduleKind::Check);
 }
 
 TEST(ConfigLoad, FullFileMapsOntoTheStructs) {
@@ -115,6 +121,7 @@ TEST(ConfigLoad, FullFileMapsOntoTheStructs) {
   EXPECT_EQ(config.daemon.auditMaxEntries, 5000u);
   EXPECT_EQ(config.daemon.jobHistory, 250u);
   EXPECT_EQ(config.daemon.cancelGraceSeconds, 30u);
+  EXPECT_EQ(config.daemon.maxConcurrentJobs, 2u);
   EXPECT_EQ(config.daemon.logLevel, "debug");
 
   ASSERT_EQ(config.volumes.size(), 2u);
@@ -175,18 +182,105 @@ TEST(ConfigErrors, UnknownKeyPointsAtTheKeyAndSuggestsTheClosestSpelling) {
                            "  stat_directory: /var/lib/zerobyte\n"),
             "zerobyte.yaml:3:3: unknown key \"stat_directory\" in \"daemon\"; expected one of: state_directory, "
             "runtime_directory, cache_directory, socket, restic, authorization, viewer_group, operator_group, "
-            "admin_group, job_history, cancel_grace_seconds, finished_job_seconds, dbus, log_level, audit_max_age_days, "
+            "admin_group, job_history, cancel_grace_seconds, max_concurrent_jobs, finished_job_seconds, dbus, log_level, audit_max_age_days, "
             "audit_max_entries; did you "
             "mean \"state_directory\"?");
 }
 
 TEST(ConfigErrors, UnknownKeyWithoutCloseSpellingHasNoSuggestion) {
-  std::string d = onlyDiagnostic("schedules: []\n");
-  EXPECT_TRUE(d.starts_with("zerobyte.yaml:1:1: unknown key \"schedules\" at the top level; expected one of: daemon, "
-                            "volumes, repositories"))
+  std::string d = onlyDiagnostic("timers: []\n");
+  EXPECT_TRUE(d.starts_with("zerobyte.yaml:1:1: unknown key \"timers\" at the top level; expected one of: daemon, "
+                            "volumes, repositories, schedules"))
       << d;
   EXPECT_FALSE(contains(d, "did you mean")) << d;
   EXPECT_TRUE(contains(onlyDiagnostic("volume: []\n"), "did you mean \"volumes\"?"));
+}
+
+TEST(ConfigSchedules, EveryKeyMapsOntoTheScheduleRecord) {
+  Config config = loadString(R"(schedules:
+  - name: nightly
+    volume: home
+    repository: main
+    cron: "30 2 * * *"
+    timezone: Europe/Berlin
+    jitter_seconds: 600
+    enabled: false
+    includes: [Documents, photos/2024]
+    excludes: ["*.tmp"]
+    exclude_if_present: [.nobackup]
+    one_file_system: true
+    tags: [daily]
+    compression: max
+    retries: 2
+    retry_delay_seconds: 60
+    retention: {keep_last: 3, keep_daily: 7, keep_within: 30d, keep_tags: [pinned]}
+  - name: weekly-check
+    kind: check
+    repository: main
+    cron: "@weekly"
+    read_data_subset: 10%
+)",
+                             "zerobyte.yaml");
+  ASSERT_EQ(config.schedules.size(), 2u);
+  const core::Schedule& s = config.schedules[0];
+  EXPECT_EQ(s.id, "cfg-nightly");
+  EXPECT_TRUE(s.declared);
+  EXPECT_EQ(s.ownerUid, 0u);
+  EXPECT_EQ(s.kind, core::ScheduleKind::Backup);
+  EXPECT_EQ(s.volumeName, "home");
+  EXPECT_EQ(s.repositoryName, "main");
+  EXPECT_EQ(s.cron, "30 2 * * *");
+  EXPECT_EQ(s.timeZone, "Europe/Berlin");
+  EXPECT_EQ(s.jitterSeconds, 600u);
+  EXPECT_FALSE(s.enabled);
+  EXPECT_EQ(s.includes, (std::vector<std::string>{"Documents", "photos/2024"}));
+  EXPECT_EQ(s.excludes, (std::vector<std::string>{"*.tmp"}));
+  EXPECT_EQ(s.excludeIfPresent, (std::vector<std::string>{".nobackup"}));
+  EXPECT_TRUE(s.oneFileSystem);
+  EXPECT_EQ(s.tags, (std::vector<std::string>{"daily"}));
+  EXPECT_EQ(s.compression, "max");
+  EXPECT_EQ(s.retries, 2u);
+  EXPECT_EQ(s.retryDelaySeconds, 60u);
+  EXPECT_EQ(s.retention.keepLast, 3u);
+  EXPECT_EQ(s.retention.keepDaily, 7u);
+  EXPECT_FALSE(s.retention.keepWeekly);
+  EXPECT_EQ(s.retention.keepWithin, "30d");
+  EXPECT_EQ(s.retention.keepTags, (std::vector<std::string>{"pinned"}));
+  const core::Schedule& c = config.schedules[1];
+  EXPECT_EQ(c.kind, core::ScheduleKind::Check);
+  EXPECT_EQ(c.readDataSubset, "10%");
+  EXPECT_TRUE(c.volumeName.empty());
+  EXPECT_EQ(c.timeZone, core::systemTimeZone());
+}
+
+TEST(ConfigSchedules, EachFaultIsReportedWhereItStands) {
+  const std::string base = "schedules:\n  - name: nightly\n    repository: main\n";
+  EXPECT_EQ(onlyDiagnostic(base + "    volume: home\n    cron: \"30 25 * * *\"\n").substr(0, 39),
+            "zerobyte.yaml:5:11: cron field 2 (hour)");
+  EXPECT_TRUE(contains(onlyDiagnostic(base + "    volume: home\n    cron: \"@daily\"\n    timezone: Mars/Olympus\n"),
+                       "zerobyte.yaml:6:15: "))
+      << onlyDiagnostic(base + "    volume: home\n    cron: \"@daily\"\n    timezone: Mars/Olympus\n");
+  EXPECT_EQ(onlyDiagnostic(base + "    cron: \"@daily\"\n"),
+            "zerobyte.yaml:2:5: schedules[0]: the key \"volume\" is missing; a backup schedule names the volume it backs up");
+  EXPECT_TRUE(contains(onlyDiagnostic(base + "    volume: home\n    cron: \"@daily\"\n    includes: [../etc]\n"),
+                       "zerobyte.yaml:6:16: schedules[0].includes: include path \"../etc\" leaves the volume"));
+  EXPECT_TRUE(contains(onlyDiagnostic(base + "    volume: home\n    cron: \"@daily\"\n    tags: [\"zerobyte-schedule:x\"]\n"),
+                       "is reserved"));
+  EXPECT_TRUE(contains(onlyDiagnostic(base + "    volume: home\n    cron: \"@daily\"\n    retention: {keep_within: soon}\n"),
+                       "schedules[0].retention: "));
+  EXPECT_TRUE(contains(onlyDiagnostic(base + "    volume: home\n    cron: \"@daily\"\n    retention: {keep_dayly: 3}\n"),
+                       "did you mean \"keep_daily\"?"));
+  EXPECT_EQ(onlyDiagnostic(base + "    kind: prune\n    cron: \"@daily\"\n    retention: {keep_last: 3}\n"),
+            "zerobyte.yaml:6:16: schedules[0].retention: only backup schedules have it; this one runs prune");
+  EXPECT_EQ(onlyDiagnostic(base + "    kind: check\n    volume: home\n    cron: \"@daily\"\n"),
+            "zerobyte.yaml:5:13: schedules[0].volume: a check schedule is about the repository alone; remove the key");
+  EXPECT_TRUE(contains(onlyDiagnostic(base + "    kind: check\n    cron: \"@daily\"\n    read_data_subset: 0/5\n"),
+                       "read-data subset \"0/5\" is not valid"));
+  EXPECT_EQ(onlyDiagnostic(base + "    volume: home\n    cron: \"@daily\"\n    enabled: yes\n"),
+            "zerobyte.yaml:6:14: schedules[0].enabled: expected true or false, got \"yes\"");
+  EXPECT_TRUE(contains(onlyDiagnostic("schedules:\n  - {name: a, volume: v, repository: r, cron: \"@daily\"}\n"
+                                      "  - {name: a, volume: v, repository: r, cron: \"@daily\"}\n"),
+                       "another schedule is already named \"a\""));
 }
 
 TEST(ConfigErrors, BadIntegerPointsAtTheValue) {
@@ -196,6 +290,9 @@ TEST(ConfigErrors, BadIntegerPointsAtTheValue) {
   EXPECT_EQ(onlyDiagnostic("daemon:\n"
                            "  cancel_grace_seconds: 0\n"),
             "zerobyte.yaml:2:25: daemon.cancel_grace_seconds: expected an integer from 1 to 3600, got \"0\"");
+  EXPECT_EQ(onlyDiagnostic("daemon:\n"
+                           "  max_concurrent_jobs: 65\n"),
+            "zerobyte.yaml:2:24: daemon.max_concurrent_jobs: expected an integer from 1 to 64, got \"65\"");
   for (std::string_view value : {"100001", "-5", "1e3", "12.5", "99999999999999999999", "0x10"})
     EXPECT_TRUE(contains(onlyDiagnostic("daemon: {job_history: " + std::string(value) + "}\n"),
                          "zerobyte.yaml:1:23: daemon.job_history: expected an integer from 1 to 100000"))
@@ -429,7 +526,7 @@ TEST(ConfigErrors, AllProblemsAreReportedTogetherInFileOrder) {
     std::vector<std::string> expected = {
         f + ":2:3: unknown key \"stat_directory\" in \"daemon\"; expected one of: state_directory, runtime_directory, "
             "cache_directory, socket, restic, authorization, viewer_group, operator_group, admin_group, job_history, "
-            "cancel_grace_seconds, finished_job_seconds, dbus, log_level, audit_max_age_days, audit_max_entries; did you mean "
+            "cancel_grace_seconds, max_concurrent_jobs, finished_job_seconds, dbus, log_level, audit_max_age_days, audit_max_entries; did you mean "
             "\"state_directory\"?",
         f + ":3:16: daemon.job_history: expected an integer from 1 to 100000, got \"many\"",
         f + ":4:14: daemon.log_level: expected one of debug, info, notice, warning, error, got \"verbose\"",

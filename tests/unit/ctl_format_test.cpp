@@ -214,6 +214,8 @@ TEST(RecordFields, FallBackOnMissingNullOrWronglyTypedFields) {
 
 TEST(DescribeJob, SaysWhatTheJobDoesInAFewWords) {
   EXPECT_EQ(describeJob(runningBackup()), "backup home → main");
+  EXPECT_EQ(describeJob(json{{"operation", "retention"}, {"repository", "main"}, {"schedule", "nightly"}}),
+            "retention nightly in main");
   json restore = {{"operation", "restore"},
                   {"repository", "main"},
                   {"snapshot", "6b823dbf5e13e0cd95733934f5d9ffad1cd06b5683a4edbc4b8fafb6e5f5771e"},

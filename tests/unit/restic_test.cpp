@@ -132,6 +132,73 @@ TEST(ResticArgs, ForgetNeverPrunesAndUnlockNeverRemovesLiveLocks) {
   }
 }
 
+TEST(ResticArgs, ScheduledBackupPassesEveryOptionAsItsOwnElementAndPathsAfterTheSeparator) {
+  BackupOptions options;
+  options.paths = {"/srv/data/a", "-b"};
+  options.tags = {"zerobyte-schedule:nightly", "--x"};
+  options.excludes = {"*.tmp"};
+  options.excludeIfPresent = {".nobackup", "--exclude-file=/etc/shadow"};
+  options.oneFileSystem = true;
+  options.host = "vm";
+  options.compression = "max";
+  EXPECT_EQ(backupArgs(sampleContext(), options),
+            (std::vector<std::string>{"/usr/bin/restic", "backup", "--cache-dir", "/var/cache/zerobyte/r1", "--repo",
+                                      "/srv/backups/main", "--json", "--tag", "zerobyte-schedule:nightly", "--tag", "--x",
+                                      "--exclude", "*.tmp", "--exclude-if-present", ".nobackup", "--exclude-if-present",
+                                      "--exclude-file=/etc/shadow", "--one-file-system", "--host", "vm", "--compression",
+                                      "max", "--", "/srv/data/a", "-b"}));
+  BackupOptions plain;
+  plain.paths = {"/srv/data"};
+  const auto argv = backupArgs(sampleContext(), plain);
+  for (const auto& flag : {"--host", "--compression", "--one-file-system", "--exclude-if-present"})
+    EXPECT_EQ(std::count(argv.begin(), argv.end(), flag), 0) << flag;
+  EXPECT_THROW(backupArgs(sampleContext(), BackupOptions{}), Error);
+}
+
+TEST(ResticArgs, MaintenanceCommandsLockAsTheyMust) {
+  const auto ctx = sampleContext();
+  EXPECT_EQ(checkArgs(ctx, "1/5"), (std::vector<std::string>{"/usr/bin/restic", "check", "--cache-dir", "/var/cache/zerobyte/r1", "--repo",
+                                                             "/srv/backups/main", "--read-data-subset=1/5"}));
+  EXPECT_EQ(checkArgs(ctx, ""), checkArgs(ctx));
+  EXPECT_THROW(checkArgs(ctx, "--read-data"), Error);
+  EXPECT_EQ(pruneArgs(ctx), (std::vector<std::string>{"/usr/bin/restic", "prune", "--cache-dir", "/var/cache/zerobyte/r1", "--repo",
+                                                      "/srv/backups/main"}));
+  EXPECT_EQ(statsArgs(ctx), (std::vector<std::string>{"/usr/bin/restic", "stats", "--cache-dir", "/var/cache/zerobyte/r1", "--repo",
+                                                      "/srv/backups/main", "--no-lock", "--json", "--mode", "raw-data"}));
+  EXPECT_EQ(listLocksArgs(ctx), (std::vector<std::string>{"/usr/bin/restic", "list", "locks", "--cache-dir", "/var/cache/zerobyte/r1",
+                                                          "--repo", "/srv/backups/main", "--no-lock"}));
+  const std::string id(64, 'a');
+  EXPECT_EQ(catLockArgs(ctx, id), (std::vector<std::string>{"/usr/bin/restic", "cat", "lock", "--cache-dir", "/var/cache/zerobyte/r1",
+                                                            "--repo", "/srv/backups/main", "--no-lock", "--", id}));
+  EXPECT_THROW(catLockArgs(ctx, "--remove-all"), Error);
+  EXPECT_EQ(unlockAllArgs(ctx).back(), "--remove-all");
+  const auto unlock = unlockArgs(ctx);
+  EXPECT_EQ(std::count(unlock.begin(), unlock.end(), "--remove-all"), 0);
+}
+
+TEST(ResticParse, StatsLocksAndLockIds) {
+  // restic 0.14: stats --json --mode raw-data.
+  auto stats = parseStats(R"({"total_size":1234,"total_uncompressed_size":2468,"compression_ratio":2,)"
+                          R"("compression_progress":100,"compression_space_saving":50,"total_blob_count":7,"snapshots_count":3})");
+  EXPECT_EQ(stats.totalSize, 1234u);
+  EXPECT_EQ(stats.totalUncompressedSize, 2468u);
+  EXPECT_DOUBLE_EQ(stats.compressionRatio, 2.0);
+  EXPECT_DOUBLE_EQ(stats.compressionSpaceSaving, 50.0);
+  EXPECT_EQ(stats.blobCount, 7u);
+  EXPECT_EQ(stats.snapshotsCount, 3u);
+  EXPECT_THROW(parseStats("[]"), Error);
+  EXPECT_THROW(parseStats("not json"), Error);
+
+  const std::string a(64, 'a'), b(64, 'b');
+  EXPECT_EQ(parseLockIds(a + "\n" + b + "\nwarning: something\n" + std::string(63, 'c') + "\n"), (std::vector<std::string>{a, b}));
+  // restic 0.14: cat lock ID.
+  auto lock = parseLock(R"({"time":"2026-12-04T05:57:23.442959728Z","exclusive":true,"hostname":"vm","username":"root","pid":20594})");
+  EXPECT_TRUE(lock.exclusive);
+  EXPECT_EQ(lock.pid, 20594);
+  EXPECT_EQ(describeLock(lock), "exclusive lock of pid 20594 on host vm by root since 2026-12-04T05:57:23");
+  EXPECT_THROW(parseLock("\"x\""), Error);
+}
+
 core::RetentionPolicy keepLast(unsigned count) {
   core::RetentionPolicy policy;
   policy.keepLast = count;
@@ -155,7 +222,7 @@ TEST(ResticArgs, ForgetPolicyIsScopedToTheScheduleTagAndHostWithOnlyTheRulesThat
   every.keepTags = {"keep", "--prune", "a b"};
   EXPECT_EQ(forgetPolicyArgs(sampleContext(), every, "-tag-with-dash", "--host=evil", true),
             (std::vector<std::string>{"/usr/bin/restic", "forget", "--cache-dir", "/var/cache/zerobyte/r1", "--repo",
-                                      "/srv/backups/main", "--json", "--tag", "-tag-with-dash", "--host", "--host=evil",
+                                      "/srv/backups/main", "--no-lock", "--json", "--tag", "-tag-with-dash", "--host", "--host=evil",
                                       "--group-by", "host", "--keep-last", "2", "--keep-hourly", "24",
                                       "--keep-daily", "7", "--keep-weekly", "4", "--keep-monthly", "12",
                                       "--keep-yearly", "100000", "--keep-within", "1y6m", "--keep-tag", "keep",

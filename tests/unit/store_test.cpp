@@ -103,6 +103,11 @@ core::Job makeJob(uint64_t id, core::JobState state) {
   j.summary = s;
   j.log = {"line one", "line two"};
   j.childPid = 4242;
+  j.scheduleId = "s1";
+  j.scheduleName = "nightly";
+  j.trigger = "catch-up";
+  j.attempt = 2;
+  j.readDataSubset = "1/5";
   return j;
 }
 
@@ -195,6 +200,11 @@ void expectEqual(const core::Job& a, const core::Job& b) {
   if (a.summary) expectEqual(*a.summary, *b.summary);
   EXPECT_EQ(a.log, b.log);
   EXPECT_EQ(a.childPid, b.childPid);
+  EXPECT_EQ(a.scheduleId, b.scheduleId);
+  EXPECT_EQ(a.scheduleName, b.scheduleName);
+  EXPECT_EQ(a.trigger, b.trigger);
+  EXPECT_EQ(a.attempt, b.attempt);
+  EXPECT_EQ(a.readDataSubset, b.readDataSubset);
 }
 
 void expectEqual(const core::SnapshotCache& a, const core::SnapshotCache& b) {
@@ -324,6 +334,92 @@ TEST_F(StoreTest, EveryOperationAndStateRoundTrips) {
       EXPECT_EQ(loaded->state, state);
       EXPECT_NE(core::toString(loaded->operation), "unknown");
     }
+}
+
+TEST_F(StoreTest, ScheduleRoundTripsWithEveryFieldAndIsErased) {
+  Store store(stateDir());
+  core::Schedule s;
+  s.id = "a1b2c3d4";
+  s.name = "nightly";
+  s.kind = core::ScheduleKind::Check;
+  s.readDataSubset = "10%";
+  s.volumeName = "home";
+  s.repositoryName = "main";
+  s.cron = "30 2 * * *";
+  s.timeZone = "Europe/Berlin";
+  s.jitterSeconds = 600;
+  s.enabled = false;
+  s.includes = {"Documents"};
+  s.excludes = {"*.tmp"};
+  s.excludeIfPresent = {".nobackup"};
+  s.oneFileSystem = true;
+  s.tags = {"daily"};
+  s.compression = "max";
+  s.retries = 3;
+  s.retryDelaySeconds = 60;
+  s.retention.keepLast = 3;
+  s.retention.keepYearly = 100000;
+  s.retention.keepWithin = "1y6m";
+  s.retention.keepTags = {"pinned"};
+  s.ownerUid = 1000;
+  s.groupGid = 1001;
+  s.declared = true;
+  s.created = 1700000000;
+  s.lastSlot = 1700000100;
+  s.lastJobId = 9;
+  s.lastSuccess = 1700000050;
+  s.lastSuccessJobId = 8;
+  s.lastFailure = 1700000090;
+  s.lastFailureJobId = 9;
+  s.lastFailureMessage = "repository \"main\" is locked";
+  {
+    auto txn = store.begin();
+    txn.put(s);
+    txn.commit();
+  }
+  auto loaded = store.schedule(s.id);
+  ASSERT_TRUE(loaded);
+  EXPECT_EQ(loaded->name, s.name);
+  EXPECT_EQ(loaded->kind, s.kind);
+  EXPECT_EQ(loaded->readDataSubset, s.readDataSubset);
+  EXPECT_EQ(loaded->volumeName, s.volumeName);
+  EXPECT_EQ(loaded->repositoryName, s.repositoryName);
+  EXPECT_EQ(loaded->cron, s.cron);
+  EXPECT_EQ(loaded->timeZone, s.timeZone);
+  EXPECT_EQ(loaded->jitterSeconds, s.jitterSeconds);
+  EXPECT_EQ(loaded->enabled, s.enabled);
+  EXPECT_EQ(loaded->includes, s.includes);
+  EXPECT_EQ(loaded->excludes, s.excludes);
+  EXPECT_EQ(loaded->excludeIfPresent, s.excludeIfPresent);
+  EXPECT_EQ(loaded->oneFileSystem, s.oneFileSystem);
+  EXPECT_EQ(loaded->tags, s.tags);
+  EXPECT_EQ(loaded->compression, s.compression);
+  EXPECT_EQ(loaded->retries, s.retries);
+  EXPECT_EQ(loaded->retryDelaySeconds, s.retryDelaySeconds);
+  EXPECT_EQ(loaded->retention.keepLast, s.retention.keepLast);
+  EXPECT_EQ(loaded->retention.keepYearly, s.retention.keepYearly);
+  EXPECT_FALSE(loaded->retention.keepDaily);
+  EXPECT_EQ(loaded->retention.keepWithin, s.retention.keepWithin);
+  EXPECT_EQ(loaded->retention.keepTags, s.retention.keepTags);
+  EXPECT_EQ(loaded->ownerUid, s.ownerUid);
+  EXPECT_EQ(loaded->groupGid, s.groupGid);
+  EXPECT_EQ(loaded->declared, s.declared);
+  EXPECT_EQ(loaded->created, s.created);
+  EXPECT_EQ(loaded->lastSlot, s.lastSlot);
+  EXPECT_EQ(loaded->lastJobId, s.lastJobId);
+  EXPECT_EQ(loaded->lastSuccess, s.lastSuccess);
+  EXPECT_EQ(loaded->lastSuccessJobId, s.lastSuccessJobId);
+  EXPECT_EQ(loaded->lastFailure, s.lastFailure);
+  EXPECT_EQ(loaded->lastFailureJobId, s.lastFailureJobId);
+  EXPECT_EQ(loaded->lastFailureMessage, s.lastFailureMessage);
+  ASSERT_EQ(store.schedules().size(), 1u);
+  {
+    auto txn = store.begin();
+    txn.eraseSchedule(s.id);
+    txn.commit();
+  }
+  EXPECT_TRUE(store.schedules().empty());
+  EXPECT_FALSE(store.schedule(s.id));
 }
 
 TEST_F(StoreTest, SnapshotCacheRoundTrips) {

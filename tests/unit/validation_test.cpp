@@ -210,5 +210,39 @@ TEST(QuoteValue, EscapesQuotesBackslashesControlsAndInvalidUtf8) {
   EXPECT_EQ(quoteValue("\xe2\x82\xac"), "\"\xe2\x82\xac\"");
 }
 
+TEST(ValidateScheduleFields, IncludePathsStayInsideTheVolume) {
+  for (const char* ok : {"Documents", "photos/2024", "a..b", ".hidden", "x/.../y"}) EXPECT_NO_THROW(validateIncludePath(ok)) << ok;
+  EXPECT_TRUE(rejection([] { validateIncludePath(""); }).find("empty") != std::string::npos);
+  EXPECT_TRUE(rejection([] { validateIncludePath("/etc"); }).find("absolute") != std::string::npos);
+  for (const char* escape : {"..", "../etc", "a/../../b", "a/.."})
+    EXPECT_TRUE(rejection([escape] { validateIncludePath(escape); }).find("leaves the volume") != std::string::npos) << escape;
+  EXPECT_TRUE(rejection([] { validateIncludePath("a\nb"); }).find("control") != std::string::npos);
+}
+
+TEST(ValidateScheduleFields, MarkersAreFileNames) {
+  EXPECT_NO_THROW(validateMarkerName(".nobackup"));
+  for (const char* bad : {"", ".", "..", "a/b", "x\ty"}) EXPECT_THROW(validateMarkerName(bad), Error) << bad;
+  EXPECT_THROW(validateMarkerName(std::string(256, 'a')), Error);
+}
+
+TEST(ValidateScheduleFields, TheScheduleTagPrefixIsReserved) {
+  EXPECT_NO_THROW(validateUserTag("zerobyte", "tags"));
+  EXPECT_NO_THROW(validateUserTag("schedule:nightly", "tags"));
+  EXPECT_TRUE(rejection([] { validateUserTag("zerobyte-schedule:nightly", "tags"); }).find("reserved") != std::string::npos);
+  EXPECT_THROW(validateUserTag("a,b", "tags"), Error);
+}
+
+TEST(ValidateScheduleFields, ReadDataSubsetIsAPartAPercentageOrASize) {
+  for (const char* ok : {"1/5", "5/5", "10%", "2.5%", "100%", "0.1%", "500M", "2G", "1T", "7K"})
+    EXPECT_NO_THROW(validateReadDataSubset(ok)) << ok;
+  for (const char* bad : {"", "0/5", "6/5", "1/0", "0%", "101%", "100.5%", "%", "1.%", "abc", "5", "0G", "2X", "1/5/7", "-1/5", "1e3%"})
+    EXPECT_TRUE(rejection([bad] { validateReadDataSubset(bad); }).find("read-data subset") != std::string::npos) << bad;
+}
+
+TEST(ValidateScheduleFields, CompressionIsOneOfResticsModes) {
+  for (const char* ok : {"auto", "off", "max"}) EXPECT_NO_THROW(validateCompression(ok));
+  for (const char* bad : {"", "fastest", "MAX"}) EXPECT_THROW(validateCompression(bad), Error) << bad;
+}
+
 }  // namespace
 }  // namespace zerobyte::core
