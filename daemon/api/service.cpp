@@ -448,6 +448,7 @@ bool Service::mayViewNowOf(const Viewer& viewer, const Resource& resource) const
 bool Service::mayViewNow(const Viewer& viewer, const core::Volume& v) const { return mayViewNowOf(viewer, v); }
 bool Service::mayViewNow(const Viewer& viewer, const core::Repository& r) const { return mayViewNowOf(viewer, r); }
 bool Service::mayViewNow(const Viewer& viewer, const core::Job& j) const { return mayViewNowOf(viewer, j); }
+bool Service::mayViewNow(const Viewer& viewer, const core::Schedule& s) const { return mayViewNowOf(viewer, s); }
 
 void Service::setSettings(unsigned jobHistory, unsigned cancelGraceSeconds, unsigned maxConcurrentJobs) {
   m_settings.jobHistory = jobHistory;

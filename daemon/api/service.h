@@ -76,6 +76,9 @@ class Service {
   std::vector<core::Volume> volumes() const { return allVolumes(); }
   std::vector<core::Repository> repositories() const { return allRepositories(); }
   std::vector<core::Schedule> schedules() const { return allSchedules(); }
+  std::optional<core::Schedule> schedule(const std::string& id) const;
+  // A schedule as GetSchedule answers it (with its next run and running job).
+  nlohmann::json scheduleRecord(const core::Schedule& schedule) const { return scheduleJson(schedule); }
   std::optional<core::Job> job(uint64_t id) const { return findJob(id); }
   // Jobs queued or running now.
   std::vector<core::Job> activeJobs() const;
@@ -95,6 +98,7 @@ class Service {
   bool mayViewNow(const Viewer& viewer, const core::Volume& volume) const;
   bool mayViewNow(const Viewer& viewer, const core::Repository& repository) const;
   bool mayViewNow(const Viewer& viewer, const core::Job& job) const;
+  bool mayViewNow(const Viewer& viewer, const core::Schedule& schedule) const;
   // The groups of the roles (daemon.viewer_group …), for mayViewNow.
   void setRoleGroups(RoleGroups groups);
   // Called when volumes or repositories were added or removed, or a repository's snapshot list changed;

@@ -114,6 +114,8 @@ std::optional<core::Schedule> Service::findSchedule(const std::string& name) con
   return std::nullopt;
 }
 
+std::optional<core::Schedule> Service::schedule(const std::string& id) const { return m_store.schedule(id); }
+
 core::Schedule Service::requireSchedule(const std::string& name) const {
   core::validateName(name, "schedule name");
   auto s = findSchedule(name);

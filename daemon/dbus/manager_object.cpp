@@ -74,6 +74,32 @@ void ManagerObject::FindVolume(sdbus::Result<sdbus::ObjectPath>&& result, std::s
   });
 }
 
+void ManagerObject::CreateSchedule(sdbus::Result<sdbus::ObjectPath>&& result, std::string name, std::string volume,
+                                   std::string repository, std::string cron, Vardict options) {
+  guarded([&] {
+    json params = {{"name", name}, {"repository", repository}, {"cron", cron}};
+    if (!volume.empty()) params["volume"] = volume;
+    m_tree.call<sdbus::ObjectPath>("CreateSchedule", std::move(params), options, std::move(result), [](auto& r, const json& reply) {
+      r.returnResults(sdbus::ObjectPath(schedulePath(reply.at("schedule").at("id").get<std::string>())));
+    });
+  });
+}
+
+void ManagerObject::ListSchedules(sdbus::Result<std::vector<sdbus::ObjectPath>>&& result, Vardict options) {
+  guarded([&] {
+    m_tree.call<std::vector<sdbus::ObjectPath>>("ListSchedules", json::object(), options, std::move(result),
+                                                [](auto& r, const json& reply) { r.returnResults(pathsOf(reply.at("schedules"), schedulePath)); });
+  });
+}
+
+void ManagerObject::FindSchedule(sdbus::Result<sdbus::ObjectPath>&& result, std::string name, Vardict options) {
+  guarded([&] {
+    m_tree.call<sdbus::ObjectPath>("GetSchedule", {{"name", name}}, options, std::move(result), [](auto& r, const json& reply) {
+      r.returnResults(sdbus::ObjectPath(schedulePath(reply.at("schedule").at("id").get<std::string>())));
+    });
+  });
+}
+
 void ManagerObject::CreateRepository(sdbus::Result<sdbus::ObjectPath, sdbus::ObjectPath>&& result, std::string name,
                                      std::string type, std::string path, Vardict options) {
   guarded([&] {

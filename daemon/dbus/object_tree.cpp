@@ -64,6 +64,7 @@ std::string managerPath() { return std::string(kObjectRoot) + "/Manager"; }
 std::string volumePath(const std::string& id) { return std::string(kObjectRoot) + "/volumes/" + encodePathElement(id); }
 std::string repositoryPath(const std::string& id) { return std::string(kObjectRoot) + "/repositories/" + encodePathElement(id); }
 std::string jobPath(uint64_t id) { return std::string(kObjectRoot) + "/jobs/" + std::to_string(id); }
+std::string schedulePath(const std::string& id) { return std::string(kObjectRoot) + "/schedules/" + encodePathElement(id); }
 
 sdbus::Error toBusError(const Error& error) { return sdbus::Error(dbusErrorName(error.code()), error.what()); }
 
@@ -147,6 +148,7 @@ ObjectTree::~ObjectTree() {
   m_retired.clear();
   m_jobRemovals.clear();
   m_jobs.clear();
+  m_schedules.clear();
   m_repositories.clear();
   m_volumes.clear();
   m_manager.reset();
@@ -184,7 +186,7 @@ void ObjectTree::nameLost(const std::string& name) {
 bool ObjectTree::readableBy(bool allowed) {
   const auto& current = m_peers->current();
   if (!allowed && current.member == "Get")
-    throw sdbus::Error(dbusErrorName(ErrorCode::NotFound), "no such object; see Manager.ListVolumes, ListRepositories and ListJobs");
+    throw sdbus::Error(dbusErrorName(ErrorCode::NotFound), "no such object; see Manager.ListVolumes, ListRepositories, ListSchedules and ListJobs");
   return allowed;
 }
 
@@ -231,6 +233,8 @@ bool ObjectTree::decideRead(const std::string& key, const Resource& resource) {
 bool ObjectTree::readable(const core::Volume& volume) { return decideRead("volume " + volume.id, volume); }
 
 bool ObjectTree::readable(const core::Repository& repository) { return decideRead("repository " + repository.id, repository); }
+
+bool ObjectTree::readable(const core::Schedule& schedule) { return decideRead("schedule " + schedule.id, schedule); }
 
 bool ObjectTree::readable(const core::Job& job) {
   bool allowed = decideRead("job " + std::to_string(job.id), job);
@@ -319,9 +323,35 @@ void ObjectTree::reconcile() {
     asNobody([&] { object->emitInterfacesAddedSignal({org::zerobyte::Daemon1::Repository_adaptor::INTERFACE_NAME}); });
     m_repositories.emplace(id, std::move(object));
   }
+  reconcileSchedules();
+}
+
+void ObjectTree::reconcileSchedules() {
+  std::map<std::string, core::Schedule> schedules;
+  for (auto& s : m_service.schedules()) schedules.emplace(s.id, std::move(s));
+  for (auto it = m_schedules.begin(); it != m_schedules.end();) {
+    if (schedules.count(it->first)) {
+      asNobody([&] { it->second->update(schedules[it->first]); });
+      ++it;
+      continue;
+    }
+    asNobody([&] { it->second->emitInterfacesRemovedSignal({org::zerobyte::Daemon1::Schedule_adaptor::INTERFACE_NAME}); });
+    retire(schedulePath(it->first), std::shared_ptr<ScheduleObject>(std::move(it->second)));
+    it = m_schedules.erase(it);
+  }
+  for (auto& [id, sch] : schedules) {
+    if (m_schedules.count(id)) continue;
+    auto object = std::make_unique<ScheduleObject>(*this, sch);
+    asNobody([&] { object->emitInterfacesAddedSignal({org::zerobyte::Daemon1::Schedule_adaptor::INTERFACE_NAME}); });
+    m_schedules.emplace(id, std::move(object));
+  }
 }
 
 void ObjectTree::jobChanged(const core::Job& job) {
+  // A schedule's run: its RunningJob and last run change with the job.
+  if (!job.scheduleId.empty())
+    if (auto it = m_schedules.find(job.scheduleId); it != m_schedules.end())
+      if (auto schedule = m_service.schedule(job.scheduleId)) asNobody([&] { it->second->update(std::move(*schedule)); });
   auto it = m_jobs.find(job.id);
   if (it == m_jobs.end()) {
     auto object = std::make_unique<JobObject>(*this, job);

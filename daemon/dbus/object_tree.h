@@ -26,12 +26,14 @@ class ManagerObject;
 class VolumeObject;
 class RepositoryObject;
 class JobObject;
+class ScheduleObject;
 
 // Object paths: /org/zerobyte/Daemon1/{Manager,volumes/<id>,repositories/<id>,jobs/<id>}.
 std::string managerPath();
 std::string volumePath(const std::string& id);
 std::string repositoryPath(const std::string& id);
 std::string jobPath(uint64_t id);
+std::string schedulePath(const std::string& id);
 
 // Calls waiting for the service layer's answer. Owned by the tree, so that every sdbus::Result
 // (which refers to the connection) is gone before the connection is; a request that outlives the
@@ -126,6 +128,7 @@ class ObjectTree {
   bool readable(const core::Volume& volume);
   bool readable(const core::Repository& repository);
   bool readable(const core::Job& job);
+  bool readable(const core::Schedule& schedule);
 
   api::Service& service() { return m_service; }
   sdbus::IConnection& connection() { return m_connection; }
@@ -153,6 +156,7 @@ class ObjectTree {
   bool decideRead(const std::string& key, const Resource& resource);
   void callWith(std::string_view method, nlohmann::json params, const Vardict& options, CallTable::Answer answer);
   void removeFinishedJob(uint64_t id);
+  void reconcileSchedules();
   // An object leaves the bus at once, but is destroyed only outside sd-bus's callbacks (it may be
   // the object whose method is running) and once no call made on it waits for an answer (its reply
   // refers to the object's method table).
@@ -171,6 +175,7 @@ class ObjectTree {
   std::map<std::string, std::unique_ptr<VolumeObject>> m_volumes;
   std::map<std::string, std::unique_ptr<RepositoryObject>> m_repositories;
   std::map<uint64_t, std::unique_ptr<JobObject>> m_jobs;
+  std::map<std::string, std::unique_ptr<ScheduleObject>> m_schedules;
   std::map<uint64_t, std::unique_ptr<loop::TimerSource>> m_jobRemovals;
   std::map<std::string, bool> m_readDecisions;
   std::optional<api::Service::Viewer> m_viewer;

@@ -9,6 +9,7 @@
 #include "dbus/org.zerobyte.Daemon1.Job.adaptor.h"
 #include "dbus/org.zerobyte.Daemon1.Manager.adaptor.h"
 #include "dbus/org.zerobyte.Daemon1.Repository.adaptor.h"
+#include "dbus/org.zerobyte.Daemon1.Schedule.adaptor.h"
 #include "dbus/org.zerobyte.Daemon1.Volume.adaptor.h"
 
 #include <set>
@@ -59,6 +60,10 @@ class ManagerObject : public sdbus::AdaptorInterfaces<org::zerobyte::Daemon1::Ma
                    Vardict options) override;
   void StartRestore(sdbus::Result<sdbus::ObjectPath>&& result, std::string repository, std::string snapshot,
                     std::string target, Vardict options) override;
+  void CreateSchedule(sdbus::Result<sdbus::ObjectPath>&& result, std::string name, std::string volume, std::string repository,
+                      std::string cron, Vardict options) override;
+  void ListSchedules(sdbus::Result<std::vector<sdbus::ObjectPath>>&& result, Vardict options) override;
+  void FindSchedule(sdbus::Result<sdbus::ObjectPath>&& result, std::string name, Vardict options) override;
   void ListJobs(sdbus::Result<std::vector<Vardict>>&& result, Vardict options) override;
   void RotateMasterKey(sdbus::Result<Vardict>&& result, Vardict options) override;
   void ListAudit(sdbus::Result<std::vector<Vardict>>&& result, Vardict options) override;
@@ -127,6 +132,50 @@ class RepositoryObject
   ObjectTree& m_tree;
   core::Repository m_repository;
   std::optional<size_t> m_snapshotCount;
+};
+
+class ScheduleObject
+    : public sdbus::AdaptorInterfaces<org::zerobyte::Daemon1::Schedule_adaptor, sdbus::ManagedObject_adaptor> {
+ public:
+  ScheduleObject(ObjectTree& tree, core::Schedule schedule);
+  ~ScheduleObject();
+  const core::Schedule& schedule() const { return m_schedule; }
+  // Signals PropertiesChanged for what differs (its runs change NextRun, RunningJob, LastSuccess ...).
+  void update(core::Schedule schedule);
+
+ private:
+  std::string Id() override;
+  std::string Name() override;
+  std::string Kind() override;
+  sdbus::ObjectPath Volume() override;
+  sdbus::ObjectPath Repository() override;
+  std::string Cron() override;
+  std::string TimeZone() override;
+  bool Enabled() override;
+  std::string NextRun() override;
+  sdbus::ObjectPath RunningJob() override;
+  std::string LastSuccess() override;
+  std::string LastFailure() override;
+  std::string LastFailureMessage() override;
+  std::string Retention() override;
+  bool Declared() override;
+  uint32_t OwnerUID() override;
+  std::string Owner() override;
+  std::string Group() override;
+  Vardict Settings() override;
+  void Run(sdbus::Result<sdbus::ObjectPath>&& result, Vardict options) override;
+  void Edit(sdbus::Result<>&& result, Vardict changes, Vardict options) override;
+  void Enable(sdbus::Result<>&& result, Vardict options) override;
+  void Disable(sdbus::Result<>&& result, Vardict options) override;
+  void Delete(sdbus::Result<>&& result, Vardict options) override;
+  void NextRuns(sdbus::Result<std::vector<std::string>>&& result, uint32_t count, Vardict options) override;
+  void PreviewRetention(sdbus::Result<std::vector<std::string>, std::vector<std::string>>&& result, Vardict options) override;
+
+  bool readable();
+
+  ObjectTree& m_tree;
+  core::Schedule m_schedule;
+  nlohmann::json m_record;  // as GetSchedule gives it, for Settings and change signals
 };
 
 class JobObject : public sdbus::AdaptorInterfaces<org::zerobyte::Daemon1::Job_adaptor, sdbus::ManagedObject_adaptor> {

@@ -8,6 +8,7 @@
 #include "dbus/org.zerobyte.Daemon1.Job.proxy.h"
 #include "dbus/org.zerobyte.Daemon1.Manager.proxy.h"
 #include "dbus/org.zerobyte.Daemon1.Repository.proxy.h"
+#include "dbus/org.zerobyte.Daemon1.Schedule.proxy.h"
 #include "dbus/org.zerobyte.Daemon1.Volume.proxy.h"
 
 #include <gtest/gtest.h>
@@ -55,6 +56,7 @@ constexpr const char* kManagerIface = "org.zerobyte.Daemon1.Manager";
 constexpr const char* kVolumeIface = "org.zerobyte.Daemon1.Volume";
 constexpr const char* kRepositoryIface = "org.zerobyte.Daemon1.Repository";
 constexpr const char* kJobIface = "org.zerobyte.Daemon1.Job";
+constexpr const char* kScheduleIface = "org.zerobyte.Daemon1.Schedule";
 constexpr const char* kPropertiesIface = "org.freedesktop.DBus.Properties";
 constexpr const char* kErrorPrefix = "org.zerobyte.Daemon1.Error.";
 constexpr const char* kRestic = "/usr/bin/restic";
@@ -180,6 +182,18 @@ class RepositoryProxy final
     registerProxy();
   }
   ~RepositoryProxy() { unregisterProxy(); }
+
+ private:
+  void onPropertiesChanged(const std::string&, const Vardict&, const std::vector<std::string>&) override {}
+};
+
+class ScheduleProxy final
+    : public sdbus::ProxyInterfaces<org::zerobyte::Daemon1::Schedule_proxy, sdbus::Properties_proxy, sdbus::Introspectable_proxy> {
+ public:
+  ScheduleProxy(sdbus::IConnection& connection, const std::string& path) : ProxyInterfaces(connection, kBusName, path) {
+    registerProxy();
+  }
+  ~ScheduleProxy() { unregisterProxy(); }
 
  private:
   void onPropertiesChanged(const std::string&, const Vardict&, const std::vector<std::string>&) override {}
@@ -836,6 +850,87 @@ TEST_F(DbusApi, DeleteRemovesVolumesAndRepositoriesButNotTheirData) {
   EXPECT_EQ(errorOf([&] { RepositoryProxy(client.connection(), repository).Name(); }), "org.freedesktop.DBus.Error.UnknownObject");
   EXPECT_TRUE(std::filesystem::exists(d.dir() + "/repository/config")) << "the repository's data was removed";
   EXPECT_EQ(d.ctl({"status"}).exitCode, 0);
+}
+
+TEST_F(DbusApi, SchedulesAreObjectsThatRunEditAndPreviewTheirRetention) {
+  roleUsers();
+  const RoleUser& none = roleUser("none");
+  Daemon& d = startDaemon();
+  const std::string data = makeDirectory("data");
+  makeTree(data, 20);
+  BusClient client;
+  ManagerProxy manager(client.connection());
+  const std::string volume = manager.CreateVolume("data", "directory", data, {});
+  const auto [repository, init] = manager.CreateRepository("main", "local", d.dir() + "/repository", {});
+
+  EXPECT_EQ(errorOf([&] { manager.CreateSchedule("bad", "data", "main", "61 * * * *", {}); }), errorName("InvalidArgument"));
+  EXPECT_EQ(errorOf([&] { manager.CreateSchedule("bad", "nope", "main", "@daily", {}); }), errorName("NotFound"));
+  const std::string path = manager.CreateSchedule("nightly", "data", "main", "30 2 * * *",
+                                                  {{"timezone", sdbus::Variant(std::string("Europe/Berlin"))},
+                                                   {"keep_daily", sdbus::Variant(int64_t{7})}});
+  EXPECT_EQ(path.rfind(std::string(kRootPath) + "/schedules/", 0), 0u) << path;
+  EXPECT_EQ(std::string(manager.FindSchedule("nightly", {})), path);
+  EXPECT_TRUE(listed(manager.ListSchedules({}), path));
+  EXPECT_EQ(errorOf([&] { manager.FindSchedule("nope", {}); }), errorName("NotFound"));
+
+  ScheduleProxy schedule(client.connection(), path);
+  EXPECT_TRUE(contains(schedule.Introspect(), "<interface name=\"org.zerobyte.Daemon1.Schedule\">"));
+  EXPECT_EQ(schedule.Name(), "nightly");
+  EXPECT_EQ(schedule.Kind(), "backup");
+  EXPECT_EQ(std::string(schedule.Volume()), volume);
+  EXPECT_EQ(std::string(schedule.Repository()), repository);
+  EXPECT_EQ(schedule.Cron(), "30 2 * * *");
+  EXPECT_EQ(schedule.TimeZone(), "Europe/Berlin");
+  EXPECT_TRUE(schedule.Enabled());
+  EXPECT_TRUE(contains(schedule.NextRun(), "T00:30:00Z") || contains(schedule.NextRun(), "T01:30:00Z")) << schedule.NextRun();
+  EXPECT_EQ(std::string(schedule.RunningJob()), "/");
+  EXPECT_TRUE(contains(schedule.Retention(), "7 daily")) << schedule.Retention();
+  EXPECT_EQ(text(schedule.Settings(), "snapshot_tag"), "zerobyte-schedule:nightly");
+  EXPECT_EQ(schedule.LastSuccess(), "");
+  auto times = schedule.NextRuns(3, {});
+  ASSERT_EQ(times.size(), 3u);
+  EXPECT_TRUE(times[0] < times[1] && times[1] < times[2]);
+
+  schedule.Edit({{"keep_daily", sdbus::Variant(int64_t{0})}, {"keep_last", sdbus::Variant(int64_t{1})}}, {});
+  EXPECT_EQ(number(record(schedule.Settings(), "retention"), "keep_last"), 1);
+  EXPECT_EQ(errorOf([&] { schedule.Edit({{"cron", sdbus::Variant(std::string("* * *"))}}, {}); }), errorName("InvalidArgument"));
+  schedule.Disable({});
+  EXPECT_FALSE(schedule.Enabled());
+  EXPECT_EQ(schedule.NextRun(), "");
+  schedule.Enable({});
+  EXPECT_TRUE(schedule.Enabled());
+
+  // A run: its job names the schedule; the schedule shows it running, then its success.
+  for (int run = 0; run < 2; ++run) {
+    const std::string job = schedule.Run({});
+    ASSERT_TRUE(client.waitForCompleted(job, kJobTimeout)) << d.log();
+    EXPECT_EQ(text(JobProxy(client.connection(), job).Details(), "schedule"), "nightly");
+    EXPECT_TRUE(pollUntil([&] { return std::string(schedule.RunningJob()) == "/" && !schedule.LastSuccess().empty(); }, 60s))
+        << d.log();
+  }
+  auto [keep, remove] = schedule.PreviewRetention({});
+  EXPECT_EQ(keep.size(), 1u);
+  EXPECT_TRUE(remove.empty()) << "the retention after the second run forgot the first snapshot already";
+
+  // Others see it only emptied.
+  json seen = asUser(none, [&](sdbus::IConnection& c) {
+    json out;
+    ScheduleProxy theirs(c, path);
+    out["get"] = errorOf([&] { (void)theirs.Name(); });
+    out["getall_name"] = text(theirs.GetAll(kScheduleIface), "Name");
+    out["run"] = errorOf([&] { theirs.Run({}); });
+    out["list"] = strings(ManagerProxy(c).ListSchedules({}));
+    return out;
+  });
+  EXPECT_EQ(seen.at("get"), errorName("NotFound")) << seen.dump();
+  EXPECT_EQ(seen.at("getall_name"), "") << seen.dump();
+  EXPECT_EQ(seen.at("run"), errorName("NotFound")) << seen.dump();
+  EXPECT_TRUE(seen.at("list").empty()) << seen.dump();
+
+  schedule.Delete({});
+  ASSERT_TRUE(staysUp(d)) << howItEnded(d) << "\n" << d.log();
+  EXPECT_EQ(errorOf([&] { manager.FindSchedule("nightly", {}); }), errorName("NotFound"));
+  EXPECT_EQ(errorOf([&] { ScheduleProxy(client.connection(), path).Name(); }), "org.freedesktop.DBus.Error.UnknownObject");
 }
 
 // ---- 3. progress, Completed, cancelling ----

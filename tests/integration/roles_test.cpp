@@ -342,12 +342,17 @@ TEST_F(Ownership, RootsResticKeepsOnlyTheCapabilitiesItNeeds) {
   std::string uid, capEff, capBnd;
   for (int i = 0; i < 400 && capEff.empty(); ++i) {
     for (pid_t pid : d.childPids()) {
+      // Only restic itself: a child between fork and exec still has the daemon's capabilities.
       std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+      std::string name, childUid, childEff, childBnd;
       for (std::string line; std::getline(status, line);) {
-        if (line.rfind("Uid:", 0) == 0) uid = line.substr(5);
-        if (line.rfind("CapEff:", 0) == 0) capEff = line.substr(8);
-        if (line.rfind("CapBnd:", 0) == 0) capBnd = line.substr(8);
+        if (line.rfind("Name:", 0) == 0) name = line.substr(6);
+        if (line.rfind("Uid:", 0) == 0) childUid = line.substr(5);
+        if (line.rfind("CapEff:", 0) == 0) childEff = line.substr(8);
+        if (line.rfind("CapBnd:", 0) == 0) childBnd = line.substr(8);
       }
+      if (name != "restic") continue;
+      uid = childUid, capEff = childEff, capBnd = childBnd;
     }
     if (capEff.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }

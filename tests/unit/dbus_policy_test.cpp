@@ -227,8 +227,8 @@ TEST_F(BusPolicy, AnyUserReachesThePublishedInterfacesAndNothingElse) {
   // The daemon's own answer to an unknown member is not AccessDenied: each of these reached it.
   const std::vector<std::string> published = {
       "org.zerobyte.Daemon1.Manager",       "org.zerobyte.Daemon1.Volume",          "org.zerobyte.Daemon1.Repository",
-      "org.zerobyte.Daemon1.Job",           "org.freedesktop.DBus.Properties",      "org.freedesktop.DBus.Introspectable",
-      "org.freedesktop.DBus.ObjectManager",
+      "org.zerobyte.Daemon1.Schedule",      "org.zerobyte.Daemon1.Job",             "org.freedesktop.DBus.Properties",
+      "org.freedesktop.DBus.Introspectable", "org.freedesktop.DBus.ObjectManager",
   };
   for (const auto& interface : published)
     EXPECT_NE(asUser(user, owner.get(), [&] { return callDaemon(connectBus(m_bus.busAddress()).get(), interface, "Probe"); }), kAccessDenied)
