@@ -134,13 +134,24 @@ int main(int argc, char** argv) {
   std::string zerobyted = "build/daemon/zerobyted";
   int count = 10000;
   int idleSeconds = 60;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string key = argv[i], value = argv[i + 1];
+  bool keep = false;
+  for (int i = 1; i < argc; i += 2) {
+    std::string key = argv[i];
+    if (key == "--keep") {
+      keep = true;
+      --i;
+      continue;
+    }
+    if (i + 1 >= argc) {
+      std::cerr << "bench_schedule_scale: " << key << " needs a value\n";
+      return 2;
+    }
+    std::string value = argv[i + 1];
     if (key == "--zerobyted") zerobyted = value;
     else if (key == "--count") count = std::stoi(value);
     else if (key == "--idle-seconds") idleSeconds = std::stoi(value);
     else {
-      std::cerr << "usage: bench_schedule_scale [--zerobyted PATH] [--count N] [--idle-seconds S]\n";
+      std::cerr << "usage: bench_schedule_scale [--zerobyted PATH] [--count N] [--idle-seconds S] [--keep]\n";
       return 2;
     }
   }
@@ -165,6 +176,8 @@ int main(int argc, char** argv) {
 
     // Start times: each daemon with its store already on disk (the page cache warm for both alike).
     double startNone = none.start(), startMany = many.start();
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    double rssNone = none.rssMiB(), rssMany = many.rssMiB();
     auto listBegin = Clock::now();
     auto list = zerobyte::varlink::Client(many.socket()).call(method("ListSchedules"));
     double listSeconds = seconds(Clock::now() - listBegin);
@@ -181,12 +194,17 @@ int main(int argc, char** argv) {
     std::cout << "                                       0 schedules  " << count << " schedules\n";
     row("start until the socket answers", startNone, startMany, "s");
     row("idle wake-ups (context switches)/min", wakeNone, wakeMany, "/min");
-    row("resident memory (VmRSS)", none.rssMiB(), many.rssMiB(), "MiB");
+    row("resident memory after start (VmRSS)", rssNone, rssMany, "MiB");
+    row("resident memory after ListSchedules", none.rssMiB(), many.rssMiB(), "MiB");
     std::printf("creating %d schedules over the socket: %.2f s (%.0f per second)\n", count, createSeconds, count / createSeconds);
     std::printf("ListSchedules of %d schedules: %.3f s\n", count, listSeconds);
     std::cout << "target: idle wake-ups only when something is due (0/min for both), start under 2 s\n";
     none.stop();
     many.stop();
+    if (keep) {
+      std::cout << "kept " << root << " (start a daemon on it: zerobyted --config " << root << "/many/zerobyte.yaml)\n";
+      return 0;
+    }
   } catch (const std::exception& e) {
     std::cerr << "bench_schedule_scale: " << e.what() << "\n";
     fs::remove_all(root);

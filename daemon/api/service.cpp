@@ -216,7 +216,9 @@ Service::Service(loop::EventLoop& loop, process::ProcessRunner& runner, store::S
       m_authorizer(authorizer),
       m_audit(store),
       m_settings(std::move(settings)),
-      m_startTime(now()) {}
+      m_startTime(now()) {
+  loadSchedules();
+}
 
 Service::~Service() = default;
 

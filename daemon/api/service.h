@@ -188,6 +188,7 @@ class Service {
   // The volume and repository a schedule backs up from and into, checked as StartBackup checks them.
   std::pair<core::Volume, core::Repository> scheduleResources(const core::Schedule& s) const;
   void putSchedule(const core::Schedule& s);
+  void loadSchedules();
   // The schedules of the configuration file into the store (where the scheduler's state of each lives):
   // new ones added, changed ones updated (keeping when they last ran), removed ones erased.
   void syncDeclaredSchedules(const config::Config& config);
@@ -351,6 +352,9 @@ class Service {
   std::map<std::string, std::unique_ptr<ScheduleRun>> m_scheduleRuns;
   std::unique_ptr<loop::WallClockTimer> m_scheduleTimer;
   std::unique_ptr<loop::ClockChangeSource> m_clockChange;
+  // The schedules table in memory (by id, and the id of each name); putSchedule and the erasures keep it.
+  std::map<std::string, core::Schedule> m_schedules;
+  std::map<std::string, std::string> m_scheduleIds;
   void checkShutdownDone();
 };
 

@@ -199,7 +199,7 @@ uint64_t Service::submitJob(core::Job job, const core::Repository& repository, s
     case core::JobOperation::Backup: {
       auto volume = findVolume(j.volumeName);
       std::string path = volume ? volume->path : std::string();
-      auto schedule = j.scheduleId.empty() ? std::nullopt : m_store.schedule(j.scheduleId);
+      auto schedule = j.scheduleId.empty() ? std::nullopt : this->schedule(j.scheduleId);
       if (schedule) {
         // A schedule's backup: its own options, and --host so that its retention finds this host's snapshots.
         restic::BackupOptions options;
@@ -219,7 +219,7 @@ uint64_t Service::submitJob(core::Job job, const core::Repository& repository, s
       break;
     }
     case core::JobOperation::Retention: {
-      auto schedule = m_store.schedule(j.scheduleId);
+      auto schedule = this->schedule(j.scheduleId);
       if (!schedule) {
         // Fails the job when it would start (never here: the job is registered already).
         std::string name = j.scheduleName;

@@ -102,19 +102,34 @@ std::string hostName() {
 
 // ---- lookups ----
 
+// The schedules table, kept in memory as well: a lookup by name must not decode every record (10,000 schedules).
+void Service::loadSchedules() {
+  m_schedules.clear();
+  m_scheduleIds.clear();
+  for (auto& s : m_store.schedules()) {
+    m_scheduleIds[s.name] = s.id;
+    m_schedules[s.id] = std::move(s);
+  }
+}
+
 std::vector<core::Schedule> Service::allSchedules() const {
-  auto out = m_store.schedules();
-  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  std::vector<core::Schedule> out;
+  out.reserve(m_schedules.size());
+  for (const auto& [name, id] : m_scheduleIds) out.push_back(m_schedules.at(id));  // by name
   return out;
 }
 
 std::optional<core::Schedule> Service::findSchedule(const std::string& name) const {
-  for (auto& s : m_store.schedules())
-    if (s.name == name) return s;
-  return std::nullopt;
+  auto it = m_scheduleIds.find(name);
+  if (it == m_scheduleIds.end()) return std::nullopt;
+  return m_schedules.at(it->second);
 }
 
-std::optional<core::Schedule> Service::schedule(const std::string& id) const { return m_store.schedule(id); }
+std::optional<core::Schedule> Service::schedule(const std::string& id) const {
+  auto it = m_schedules.find(id);
+  if (it == m_schedules.end()) return std::nullopt;
+  return it->second;
+}
 
 core::Schedule Service::requireSchedule(const std::string& name) const {
   core::validateName(name, "schedule name");
@@ -153,10 +168,13 @@ void Service::putSchedule(const core::Schedule& s) {
   auto txn = m_store.begin();
   txn.put(s);
   txn.commit();
+  if (auto old = m_schedules.find(s.id); old != m_schedules.end() && old->second.name != s.name) m_scheduleIds.erase(old->second.name);
+  m_schedules[s.id] = s;
+  m_scheduleIds[s.name] = s.id;
 }
 
 void Service::syncDeclaredSchedules(const config::Config& config) {
-  const auto stored = m_store.schedules();
+  const auto stored = allSchedules();
   const core::Timestamp t = now();
   auto txn = m_store.begin();
   std::set<std::string> declaredIds;
@@ -199,6 +217,7 @@ void Service::syncDeclaredSchedules(const config::Config& config) {
       log::info("schedule \"" + s.name + "\" is no longer in " + config.sourcePath + "; removed (its snapshots are kept)");
     }
   txn.commit();
+  loadSchedules();
   // At start the scheduler is not running yet: startScheduler() arms everything.
   if (m_scheduleTimer) rescheduleAll("after the configuration was reloaded");
 }
@@ -449,6 +468,8 @@ void Service::deleteSchedule(const json& p, const RequestPtr& r) {
   auto txn = m_store.begin();
   txn.eraseSchedule(s.id);
   txn.commit();
+  m_schedules.erase(s.id);
+  m_scheduleIds.erase(s.name);
   disarmSchedule(s.id);
   armTimer();
   log::info("schedule \"" + s.name + "\" deleted by uid " + std::to_string(r->caller().uid) + "; its snapshots are kept");
@@ -575,7 +596,7 @@ void Service::rescheduleAll(const char* why) {
   m_due.clear();
   m_armed.clear();
   const core::Timestamp t = now();
-  for (const auto& s : m_store.schedules()) {
+  for (const auto& s : allSchedules()) {
     if (!s.enabled) continue;
     try {
       auto expression = core::CronExpression::parse(s.cron);
@@ -586,7 +607,7 @@ void Service::rescheduleAll(const char* why) {
                     " (" + why + "); running it once now");
         runScheduleNow(s.id, "catch-up", t, 1);
       }
-      if (auto fresh = m_store.schedule(s.id)) armSchedule(*fresh, t);
+      if (auto fresh = schedule(s.id)) armSchedule(*fresh, t);
     } catch (const std::exception& e) {
       log::error("schedule \"" + s.name + "\" cannot be armed: " + e.what());
     }
@@ -637,12 +658,12 @@ void Service::onScheduleTimer() {
     disarmSchedule(id);
   }
   for (const auto& [id, armed] : due) {
-    auto s = m_store.schedule(id);
+    auto s = schedule(id);
     if (!s || !s->enabled) continue;
     const bool late = t - armed.fireAt > kLateSeconds;
     try {
       runScheduleNow(id, late ? "catch-up" : "scheduled", armed.slot, 1);
-      if (auto fresh = m_store.schedule(id)) armSchedule(*fresh, std::max(armed.slot, t));
+      if (auto fresh = schedule(id)) armSchedule(*fresh, std::max(armed.slot, t));
     } catch (const std::exception& e) {
       log::error("schedule \"" + s->name + "\": " + e.what());
     }
@@ -678,14 +699,12 @@ uint64_t Service::recordUnstartedRun(const core::Schedule& s, core::JobState sta
 
 std::optional<uint64_t> Service::runScheduleNow(const std::string& scheduleId, const std::string& trigger, core::Timestamp slot,
                                                 uint32_t attempt) {
-  auto stored = m_store.schedule(scheduleId);
+  auto stored = schedule(scheduleId);
   if (!stored) return std::nullopt;
+  // While stopping nothing starts, and the fire time stays unhandled: the next start catches it up.
+  if (m_stopping) return std::nullopt;
   core::Schedule s = *stored;
   if (slot) s.lastSlot = std::max(s.lastSlot, slot);
-  if (m_stopping) {
-    putSchedule(s);
-    return std::nullopt;
-  }
   // Never two runs of one schedule at once: a run due while the previous one runs (or waits to be retried) is
   // recorded as skipped.
   if (auto it = m_scheduleRuns.find(s.id); it != m_scheduleRuns.end()) {
@@ -744,7 +763,7 @@ std::optional<uint64_t> Service::runScheduleNow(const std::string& scheduleId, c
 }
 
 void Service::scheduledBackupFinished(const std::string& scheduleId, ActiveJob& active, bool success) {
-  auto s = m_store.schedule(scheduleId);
+  auto s = schedule(scheduleId);
   if (!s || !success || s->kind != core::ScheduleKind::Backup || s->retention.empty() || m_stopping)
     return scheduleRunEnded(scheduleId, active.job, success);
   // The backup is saved: the schedule's retention policy now, under the repository's exclusive lock.
@@ -777,7 +796,7 @@ void Service::scheduleRunEnded(const std::string& scheduleId, const core::Job& j
   uint32_t attempt = it != m_scheduleRuns.end() ? it->second->attempt : job.attempt;
   std::string trigger = it != m_scheduleRuns.end() ? it->second->trigger : job.trigger;
   if (it != m_scheduleRuns.end()) m_scheduleRuns.erase(it);
-  auto s = m_store.schedule(scheduleId);
+  auto s = schedule(scheduleId);
   if (!s) return;
   if (success) {
     s->lastSuccess = now();

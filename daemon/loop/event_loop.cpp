@@ -183,7 +183,12 @@ int SignalSource::dispatch(sd_event_source*, const struct signalfd_siginfo*, voi
 void blockSignals() {
   sigset_t set;
   sigemptyset(&set);
-  for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) sigaddset(&set, s);
+  // A signal ignored by whoever started the daemon (SIG_IGN is inherited across exec) would be
+  // discarded before signalfd could read it: SIGTERM would then never stop the daemon.
+  for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) {
+    signal(s, SIG_DFL);
+    sigaddset(&set, s);
+  }
   sigprocmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 }
