@@ -894,8 +894,17 @@ TEST_F(DbusApi, SchedulesAreObjectsThatRunEditAndPreviewTheirRetention) {
   schedule.Edit({{"keep_daily", sdbus::Variant(int64_t{0})}, {"keep_last", sdbus::Variant(int64_t{1})}}, {});
   EXPECT_EQ(number(record(schedule.Settings(), "retention"), "keep_last"), 1);
   EXPECT_EQ(errorOf([&] { schedule.Edit({{"cron", sdbus::Variant(std::string("* * *"))}}, {}); }), errorName("InvalidArgument"));
+  const size_t changesBefore = client.changes(path).size();
   schedule.Disable({});
   EXPECT_FALSE(schedule.Enabled());
+  // PropertiesChanged, without values, names what changed.
+  client.waitForChange(path, changesBefore, 5s);
+  bool enabledInvalidated = false;
+  for (const auto& change : client.changes(path))
+    if (change.interface == kScheduleIface &&
+        std::find(change.invalidated.begin(), change.invalidated.end(), "Enabled") != change.invalidated.end())
+      enabledInvalidated = true;
+  EXPECT_TRUE(enabledInvalidated);
   EXPECT_EQ(schedule.NextRun(), "");
   schedule.Enable({});
   EXPECT_TRUE(schedule.Enabled());
@@ -908,6 +917,8 @@ TEST_F(DbusApi, SchedulesAreObjectsThatRunEditAndPreviewTheirRetention) {
     EXPECT_TRUE(pollUntil([&] { return std::string(schedule.RunningJob()) == "/" && !schedule.LastSuccess().empty(); }, 60s))
         << d.log();
   }
+  // While restic ran, the daemon asked logind for a sleep inhibitor; this bus has no logind, which it says once.
+  EXPECT_EQ(occurrences(d.log(), "logind gave no sleep inhibitor"), 1u) << d.log();
   auto [keep, remove] = schedule.PreviewRetention({});
   EXPECT_EQ(keep.size(), 1u);
   EXPECT_TRUE(remove.empty()) << "the retention after the second run forgot the first snapshot already";

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -524,6 +525,30 @@ TEST(Schedule, DeclaredInTheConfigurationRunsAndIsReadOnlyAndGoesWithAReload) {
   daemon.signal(SIGHUP);
   ASSERT_TRUE(daemon.waitForNotification("READY=1", 10000));
   EXPECT_TRUE(daemon.ctlJson({"schedule", "list"}).at("schedules").empty());
+}
+
+TEST(Schedule, SettingTheWallClockRecomputesTheTimersWithoutSpuriousRuns) {
+  Daemon daemon;
+  daemon.start();
+  makeVolume(daemon, "home", "data");
+  ASSERT_EQ(daemon.ctl({"repo", "create", "main", "--path", daemon.dir() + "/main"}).exitCode, 0);
+  ASSERT_EQ(daemon.ctl({"schedule", "create", "nightly", "--volume", "home", "--repo", "main", "--cron", "0 3 1 1 *"}).exitCode, 0);
+  const std::string before = daemon.ctlJson({"schedule", "show", "nightly"}).at("schedule").at("next_run");
+
+  // The clock is set (to the time it shows: what NTP stepping does, without moving it): the kernel
+  // cancels the daemon's TFD_TIMER_CANCEL_ON_SET timer.
+  timespec now{};
+  ASSERT_EQ(::clock_gettime(CLOCK_REALTIME, &now), 0);
+  ASSERT_EQ(::clock_settime(CLOCK_REALTIME, &now), 0) << std::strerror(errno);
+  bool seen = false;
+  for (int i = 0; i < 100 && !seen; ++i) {
+    seen = contains(daemon.log(), "the wall clock was set");
+    if (!seen) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(seen) << daemon.log();
+  json after = daemon.ctlJson({"schedule", "show", "nightly"});
+  EXPECT_EQ(after.at("schedule").at("next_run"), before);
+  EXPECT_TRUE(after.at("history").empty()) << "nothing was missed, so nothing runs: " << after.dump();
 }
 
 }  // namespace
