@@ -49,6 +49,8 @@ void SleepInhibitor::request(const std::string& why) {
                                    "zerobyted", why.c_str(), "block");
   if (r < 0) {
     m_pending = nullptr;
+    // A connection the bus dropped (it restarted) is not used again: the next job connects anew.
+    m_bus = sd_bus_flush_close_unref(m_bus);
     if (!std::exchange(m_unavailableLogged, true))
       log::notice(std::string("cannot ask logind for a sleep inhibitor (") + std::strerror(-r) +
                   "): running jobs do not keep the machine from sleeping");
