@@ -1080,7 +1080,7 @@ TEST_F(DbusApi, AUserWithoutARoleSeesOnlyTheirOwnObjects) {
     return out;
   });
   ASSERT_FALSE(seen.contains("exception")) << seen.dump();
-  EXPECT_EQ(seen.value("get", ""), errorName("NotFound") + ": no such object; see Manager.ListVolumes, ListRepositories and ListJobs")
+  EXPECT_EQ(seen.value("get", ""), errorName("NotFound") + ": no such object; see Manager.ListVolumes, ListRepositories, ListSchedules and ListJobs")
       << seen.dump();
   EXPECT_EQ(seen.value("get_path", ""), errorName("NotFound"));
   EXPECT_EQ(seen.value("getall_name", "?"), "") << seen.dump();

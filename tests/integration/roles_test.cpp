@@ -284,9 +284,13 @@ TEST_F(Ownership, AUserWithoutARoleActsOnlyAsThemselves) {
   std::set<uid_t> seen;
   for (int i = 0; i < 400 && seen.empty(); ++i) {
     for (pid_t pid : d.childPids()) {
+      // Only restic itself: a child between fork and exec is still root.
       std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-      for (std::string line; std::getline(status, line);)
-        if (line.rfind("Uid:", 0) == 0) seen.insert(static_cast<uid_t>(std::stoul(line.substr(4))));
+      std::string name;
+      for (std::string line; std::getline(status, line);) {
+        if (line.rfind("Name:", 0) == 0) name = line.substr(6);
+        if (line.rfind("Uid:", 0) == 0 && name == "restic") seen.insert(static_cast<uid_t>(std::stoul(line.substr(4))));
+      }
     }
     if (seen.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -393,6 +397,46 @@ TEST_F(Ownership, ResourcesAreVisibleToTheirOwnerAndTheGroupTheyAreSharedWith) {
   // A group member manages the shared volume; the private one stays out of reach.
   EXPECT_EQ(d.ctl({"volume", "delete", "team"}, "", none.name).exitCode, 0);
   EXPECT_EQ(d.ctl({"volume", "delete", "solo"}, "", none.name).exitCode, 4) << "not shared with them: not there for them";
+}
+
+TEST_F(Ownership, AUsersScheduleIsTheirsAndRunsAsThem) {
+  const auto& none = zbtest::roleUser("none");
+  Daemon& d = *m_daemon;
+  // root's schedule, and one of a user without a role over their own volume and repository.
+  std::string rootData = ownedDirectory(d, "root-data", 0, 0, 0755);
+  ASSERT_EQ(d.ctl({"volume", "create", "roots", "--path", rootData}).exitCode, 0);
+  ASSERT_EQ(d.ctl({"repo", "create", "rootrepo", "--path", d.dir() + "/rootrepo"}).exitCode, 0);
+  ASSERT_EQ(d.ctl({"schedule", "create", "rootly", "--volume", "roots", "--repo", "rootrepo", "--cron", "@daily"}).exitCode, 0);
+  std::string mine = ownedDirectory(d, "mine", none.uid, none.gid, 0700);
+  writeOwnedFile(mine + "/note.txt", "mine", none.uid, none.gid, 0600);
+  std::string repoDir = ownedDirectory(d, "minerepo", none.uid, none.gid, 0700);
+  ASSERT_EQ(d.ctl({"volume", "create", "mine", "--path", mine}, "", none.name).exitCode, 0);
+  ASSERT_EQ(d.ctl({"repo", "create", "minerepo", "--path", repoDir + "/r"}, "", none.name).exitCode, 0);
+  // Backing up root's volume is not theirs to schedule; their own is.
+  CommandResult foreign = d.ctl({"schedule", "create", "steal", "--volume", "roots", "--repo", "minerepo", "--cron", "@daily"}, "", none.name);
+  EXPECT_EQ(foreign.exitCode, 4) << describe(foreign);
+  CommandResult created = d.ctl({"schedule", "create", "own", "--volume", "mine", "--repo", "minerepo", "--cron", "@daily",
+                                 "--keep-last", "1"},
+                                "", none.name);
+  ASSERT_EQ(created.exitCode, 0) << describe(created);
+
+  json listed = json::parse(d.ctl({"schedule", "list", "--json"}, "", none.name).out);
+  ASSERT_EQ(listed.at("schedules").size(), 1u) << listed.dump();
+  EXPECT_EQ(listed.at("schedules").at(0).at("name"), "own");
+  EXPECT_EQ(listed.at("schedules").at(0).at("owner_uid"), none.uid);
+  EXPECT_EQ(d.ctl({"schedule", "show", "rootly"}, "", none.name).exitCode, 4) << "root's schedule is not there for them";
+  EXPECT_EQ(d.ctl({"schedule", "run", "rootly"}, "", none.name).exitCode, 4);
+  EXPECT_EQ(d.ctl({"schedule", "delete", "rootly"}, "", none.name).exitCode, 4);
+  EXPECT_EQ(json::parse(d.ctl({"schedule", "list", "--json"}).out).at("schedules").size(), 2u) << "root sees both";
+
+  // Their run reads their files as them and keeps their retention.
+  CommandResult run = d.ctl({"schedule", "run", "own", "--follow"}, "", none.name);
+  EXPECT_EQ(run.exitCode, 0) << describe(run);
+  json history = json::parse(d.ctl({"schedule", "show", "own", "--json"}, "", none.name).out).at("history");
+  ASSERT_FALSE(history.empty());
+  json backup = history.back();
+  EXPECT_EQ(backup.at("operation"), "backup");
+  EXPECT_EQ(backup.at("run_as_uid"), none.uid) << backup.dump();
 }
 
 TEST_F(Ownership, RepeatedDenialsAreSlowedDownWithoutSlowingOthers) {
