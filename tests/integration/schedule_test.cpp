@@ -419,10 +419,13 @@ TEST(Schedule, GlobalLimitRunsAllQueuedJobsNeverMoreThanTheLimitAtOnce) {
     makeVolume(daemon, "v" + name, name);
     ASSERT_EQ(daemon.ctl({"schedule", "create", name, "--volume", "v" + name, "--repo", repo, "--cron", "0 0 1 1 *"}).exitCode, 0);
   }
+  // Submitted at once over one connection (five zerobytectl runs take long enough for the first backups to end).
   std::vector<int64_t> jobs;
-  for (const auto& [name, repo] : schedules) jobs.push_back(daemon.ctlJson({"schedule", "run", name}).at("job").at("id"));
+  auto client = daemon.client();
+  for (const auto& [name, repo] : schedules)
+    jobs.push_back(client->call("org.zerobyte.Daemon.RunSchedule", {{"name", name}}).at("job").at("id").get<int64_t>());
   // An exclusive operation on r1 queued behind its backups.
-  daemon.client()->call("org.zerobyte.Daemon.CheckRepository", {{"name", "r1"}});
+  client->call("org.zerobyte.Daemon.CheckRepository", {{"name", "r1"}});
 
   // Hold the first two restic runs: the others must wait for a slot.
   std::vector<pid_t> held;
@@ -436,7 +439,13 @@ TEST(Schedule, GlobalLimitRunsAllQueuedJobsNeverMoreThanTheLimitAtOnce) {
   EXPECT_EQ(resticChildren(daemon).size(), 2u);
   json status = daemon.ctlJson({"status"});
   EXPECT_EQ(status.at("running_jobs"), 2) << status.dump();
-  EXPECT_EQ(status.at("queued_jobs"), 4) << status.dump();
+  // Whatever ended before restic was held, the rest waits: nothing runs beside the two held.
+  size_t ended = 0;
+  const json listedJobs = daemon.ctlJson({"job", "list"}).at("jobs");
+  for (const auto& j : listedJobs)
+    if ((j.at("operation") == "backup" || j.at("operation") == "check") && j.at("state") != "queued" && j.at("state") != "running") ++ended;
+  EXPECT_EQ(status.at("queued_jobs").get<size_t>() + 2 + ended, 6u) << status.dump();
+  EXPECT_GE(status.at("queued_jobs").get<size_t>(), 1u) << "the limit was not reached: " << status.dump();
   for (pid_t pid : held) ASSERT_EQ(::kill(pid, SIGCONT), 0);
 
   // All of them run, never more than two restic at once.
