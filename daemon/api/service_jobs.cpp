@@ -200,6 +200,14 @@ uint64_t Service::submitJob(core::Job job, const core::Repository& repository, s
       auto volume = findVolume(j.volumeName);
       std::string path = volume ? volume->path : std::string();
       auto schedule = j.scheduleId.empty() ? std::nullopt : this->schedule(j.scheduleId);
+      if (!volume) {
+        // Never a path built from nothing ("/" + an include): the job fails when it would start.
+        std::string name = j.volumeName;
+        task->args = [name](const restic::RepositoryContext&) -> std::vector<std::string> {
+          throw Error(ErrorCode::NotFound, "volume \"" + name + "\" no longer exists");
+        };
+        break;
+      }
       if (schedule) {
         // A schedule's backup: its own options, and --host so that its retention finds this host's snapshots.
         restic::BackupOptions options;
