@@ -211,15 +211,16 @@ int repoStats(Context& ctx, const std::string& name) {
     ctx.printJson(reply);
     return 0;
   }
-  char ratio[32];
-  std::snprintf(ratio, sizeof(ratio), "%.2fx", numberField(reply, "compression_ratio"));
-  char saving[32];
-  std::snprintf(saving, sizeof(saving), "%.1f%%", numberField(reply, "compression_space_saving"));
+  // restic reports no uncompressed size (0) for a repository without compressed data (format version 1).
+  const bool compressed = countField(reply, "total_uncompressed_size") > 0;
+  char ratio[64];
+  std::snprintf(ratio, sizeof(ratio), "%.2fx (%.1f%% saved)", numberField(reply, "compression_ratio"),
+                numberField(reply, "compression_space_saving"));
   std::cout << formatFields({
       {"Repository", field(reply, "repository", name)},
       {"Stored size", formatBytes(countField(reply, "total_size"))},
-      {"Uncompressed", formatBytes(countField(reply, "total_uncompressed_size"))},
-      {"Compression", std::string(ratio) + " (" + saving + " saved)"},
+      {"Uncompressed", compressed ? formatBytes(countField(reply, "total_uncompressed_size")) : "-"},
+      {"Compression", compressed ? std::string(ratio) : "none reported"},
       {"Blobs", std::to_string(countField(reply, "blob_count"))},
       {"Snapshots", std::to_string(countField(reply, "snapshot_count"))},
   });
