@@ -250,7 +250,10 @@ class BackgroundCommand {
 class Secrets : public ::testing::Test {
  protected:
   void SetUp() override {
-    daemon = std::make_unique<Daemon>();
+    // The many-repository tests import kConcurrentImports at once: as many jobs may run together.
+    Daemon::Options options;
+    options.extraDaemonSettings = "  max_concurrent_jobs: 16\n";
+    daemon = std::make_unique<Daemon>(options);
     inputs = daemon->dir() + "/inputs";  // password files and keys the test hands over; never scanned for leaks
     ASSERT_EQ(::mkdir(inputs.c_str(), 0700), 0);
   }
