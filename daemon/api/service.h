@@ -244,6 +244,11 @@ class Service {
   // Privilege separation: restic for a repository runs as root when an admin made it (privileged),
   // else as its owner, with a cache of that user's own.
   uint32_t runAsOf(const core::Repository& repository) const;
+  // restic reads a volume as its owner, or as root for an admin's.
+  uint32_t readsAsOf(const core::Volume& volume) const;
+  // Throws NotAuthorized unless the volume is read as the same user the repository is used as ("back up",
+  // "schedule backups" say what the caller should do instead).
+  void requireSameIdentity(const core::Volume& volume, const core::Repository& repo, std::string_view verb) const;
   std::string cacheHome(uint32_t uid) const;
   restic::RepositoryContext contextFor(const core::Repository& repository, uint32_t runAsUid) const;
   // The child's environment, identity (uid, gid, supplementary groups) and directories.

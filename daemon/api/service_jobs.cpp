@@ -45,6 +45,20 @@ void ensureDirectory(const std::string& path) {
 
 uint32_t Service::runAsOf(const core::Repository& repository) const { return repository.privileged ? 0 : repository.ownerUid; }
 
+uint32_t Service::readsAsOf(const core::Volume& volume) const { return volume.privileged ? 0 : volume.ownerUid; }
+
+void Service::requireSameIdentity(const core::Volume& volume, const core::Repository& repo, std::string_view verb) const {
+  // restic reads the data as the volume's owner (root for an admin's) and holds the repository's password: both
+  // must belong to the same user, or the one would hand the other's data or password to them.
+  const uint32_t readsAs = readsAsOf(volume);
+  if (readsAs != runAsOf(repo))
+    throw Error(ErrorCode::NotAuthorized,
+                "volume \"" + volume.name + "\" is read as " + users::describeUser(readsAs) + " but repository \"" + repo.name +
+                    "\" is used as " + users::describeUser(runAsOf(repo)) + "; " + std::string(verb) +
+                    " into a repository of the same owner (an admin's volumes into an admin's repositories)",
+                {{"action", actionId(Action::Backup)}});
+}
+
 std::string Service::cacheHome(uint32_t uid) const {
   return uid == 0 ? m_settings.cacheDirectory : m_settings.cacheDirectory + "/users/" + std::to_string(uid);
 }
@@ -581,15 +595,8 @@ void Service::startBackup(const json& p, const RequestPtr& r) {
   auto excludes = stringListParam(p, "excludes");
   for (const auto& t : tags) core::validateUserTag(t, "tags");
   for (const auto& e : excludes) core::validateExcludePattern(e);
-  // restic reads the data as the volume's owner (root for an admin's) and holds the repository's password: both
-  // must belong to the same user, or the one would hand the other's data or password to them.
-  const uint32_t readsAs = volume.privileged ? 0 : volume.ownerUid;
-  if (readsAs != runAsOf(repo))
-    throw Error(ErrorCode::NotAuthorized,
-                "volume \"" + volume.name + "\" is read as " + users::describeUser(readsAs) + " but repository \"" + repo.name +
-                    "\" is used as " + users::describeUser(runAsOf(repo)) +
-                    "; back up into a repository of the same owner (an admin's volumes into an admin's repositories)",
-                {{"action", actionId(Action::Backup)}});
+  requireSameIdentity(volume, repo, "back up");
+  const uint32_t readsAs = readsAsOf(volume);
   struct stat st {};
   if (stat(volume.path.c_str(), &st) < 0 || !S_ISDIR(st.st_mode))
     throw Error(ErrorCode::Failed, "volume \"" + volume.name + "\": " + volume.path + " is not an accessible directory");

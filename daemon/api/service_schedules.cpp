@@ -153,14 +153,7 @@ std::pair<core::Volume, core::Repository> Service::scheduleResources(const core:
   if (s.kind != core::ScheduleKind::Backup) return {core::Volume{}, *repo};
   auto volume = findVolume(s.volumeName);
   if (!volume) throw Error(ErrorCode::NotFound, "volume \"" + s.volumeName + "\" of schedule \"" + s.name + "\" no longer exists");
-  // As StartBackup: restic reads the volume as its owner and holds the repository's password; both must be one user.
-  const uint32_t readsAs = volume->privileged ? 0 : volume->ownerUid;
-  if (readsAs != runAsOf(*repo))
-    throw Error(ErrorCode::NotAuthorized,
-                "volume \"" + volume->name + "\" is read as " + users::describeUser(readsAs) + " but repository \"" + repo->name +
-                    "\" is used as " + users::describeUser(runAsOf(*repo)) +
-                    "; schedule backups into a repository of the same owner (an admin's volumes into an admin's repositories)",
-                {{"action", actionId(Action::Backup)}});
+  requireSameIdentity(*volume, *repo, "schedule backups");
   return {*volume, *repo};
 }
 
@@ -739,7 +732,7 @@ std::optional<uint64_t> Service::runScheduleNow(const std::string& scheduleId, c
     job.tags.insert(job.tags.begin(), core::scheduleTag(s));
     job.excludes = s.excludes;
     job.includes = s.includes;
-    job.runAsUid = volume.privileged ? 0 : volume.ownerUid;
+    job.runAsUid = readsAsOf(volume);
   }
   job.readDataSubset = s.readDataSubset;
   job.startedByUid = s.ownerUid;
