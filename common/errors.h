@@ -27,6 +27,8 @@ namespace zerobyte {
   X(WrongPassword, 9, "the repository password is wrong")                                     \
   X(RepositoryLocked, 6, "the repository is locked by another process")                       \
   X(SecretUnavailable, 9, "a stored secret cannot be decrypted or a reference does not resolve") \
+  X(MountFailed, 10, "a volume could not be mounted, or its mount is dead; the message says why") \
+  X(NotMounted, 6, "the volume is not mounted")                                               \
   X(ConfigInvalid, 2, "the configuration file is not valid")                                  \
   X(InvalidRequest, 2, "the request is not a valid Varlink message")                          \
   X(MessageTooLarge, 2, "the request is larger than the daemon accepts")                      \

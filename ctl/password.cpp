@@ -109,6 +109,24 @@ std::string passwordFromText(std::string text, std::string_view source) {
   return text;
 }
 
+std::string readSecretFile(const std::string& path, std::string_view what, bool stripNewline) {
+  std::string text;
+  if (path == "-") {
+    text = readFrom(STDIN_FILENO, "stdin", false);
+  } else {
+    FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+    if (fd.get() < 0)
+      throw Error(ErrorCode::InvalidArgument, "cannot open " + path + ": " + std::strerror(errno) + "; check " + std::string(what));
+    text = readFrom(fd.get(), path, false);
+  }
+  if (stripNewline && !text.empty() && text.back() == '\n') {
+    text.pop_back();
+    if (!text.empty() && text.back() == '\r') text.pop_back();
+  }
+  if (text.empty()) throw Error(ErrorCode::InvalidArgument, "the file given with " + std::string(what) + " is empty");
+  return text;
+}
+
 std::string readRepositoryPassword(const std::string& passwordFile, const std::string& repositoryName) {
   if (passwordFile.empty() || passwordFile == "-") {
     if (::isatty(STDIN_FILENO) == 1) return passwordFromText(prompt(repositoryName), "the prompt");

@@ -113,6 +113,20 @@ void ensureDirectory(const std::string& path, mode_t mode) {
   if (stat(path.c_str(), &st) < 0 || !S_ISDIR(st.st_mode)) throw Error(ErrorCode::Failed, path + " is not a directory");
 }
 
+// Mounts under <runtime>/mounts, credentials files in <runtime>/mount-credentials, helper caches in <cache>/mounts.
+mount::MounterSettings mountSettingsOf(const config::DaemonSettings& d, const std::string& runtimeDir, const std::string& cacheDir) {
+  mount::MounterSettings m;
+  m.mountDirectory = runtimeDir + "/mounts";
+  m.credentialsDirectory = runtimeDir + "/mount-credentials";
+  m.cacheDirectory = cacheDir + "/mounts";
+  m.helperPath = d.mountHelperPath;
+  m.timeout = std::chrono::seconds(d.mountTimeoutSeconds);
+  m.checkInterval = std::chrono::seconds(d.mountCheckIntervalSeconds);
+  m.checkTimeout = std::chrono::seconds(d.mountCheckTimeoutSeconds);
+  m.optionPolicy = d.mountOptions;
+  return m;
+}
+
 api::RoleGroups roleGroupsOf(const config::DaemonSettings& d) {
   api::RoleGroups groups;
   groups.viewers = d.viewerGroup;
@@ -213,7 +227,8 @@ int main(int argc, char** argv) {
                                   version->text,
                                   config.daemon.jobHistory,
                                   config.daemon.cancelGraceSeconds,
-                                  config.daemon.maxConcurrentJobs};
+                                  config.daemon.maxConcurrentJobs,
+                                  mountSettingsOf(config.daemon, runtimeDir, cacheDir)};
     api::Service service(loop, runner, store, vault, *authorizer, settings);
     service.setDeclared(config);
     service.setRoleGroups(roleGroupsOf(config.daemon));
@@ -285,6 +300,7 @@ int main(int argc, char** argv) {
         config::Config fresh = config::loadFile(options->configPath);
         service.setDeclared(fresh);
         service.setSettings(fresh.daemon.jobHistory, fresh.daemon.cancelGraceSeconds, fresh.daemon.maxConcurrentJobs);
+        service.setMountSettings(mountSettingsOf(fresh.daemon, runtimeDir, cacheDir));
         if (groupAuthorizer) groupAuthorizer->setGroups(roleGroupsOf(fresh.daemon));
         service.setRoleGroups(roleGroupsOf(fresh.daemon));
         bus.setFinishedJobSeconds(fresh.daemon.finishedJobSeconds);
@@ -311,6 +327,8 @@ int main(int argc, char** argv) {
     });
 
     service.recover();
+    // What the last run left mounted is unmounted (or kept, for volumes kept mounted) before any job.
+    service.startMounts();
     // After recover(): the stale-lock removals it queued come before any catch-up run.
     service.startScheduler();
     if (config.daemon.dbus)

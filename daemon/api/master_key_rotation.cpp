@@ -23,25 +23,42 @@ const SealedField kSealedFields[] = {
     {&core::Repository::pendingPassword, &pendingPasswordRecord},
 };
 
-// Re-seals every secret of `repositories` not yet under `keyId` with it, in one transaction
+// The same for a volume's secrets (network volumes: password, private key).
+struct VolumeSealedField {
+  core::SealedSecret core::Volume::*field;
+  std::string (*record)(const core::Volume&);
+};
+
+const VolumeSealedField kVolumeSealedFields[] = {
+    {&core::Volume::password, &volumePasswordRecord},
+    {&core::Volume::privateKey, &volumePrivateKeyRecord},
+};
+
+template <class Record, class Fields>
+bool reseal(Record& resource, const Fields& fields, const secrets::Vault& vault, uint32_t keyId, size_t& count) {
+  bool changed = false;
+  for (const auto& f : fields) {
+    core::SealedSecret& sealed = resource.*(f.field);
+    if (sealed.empty() || sealed.keyId == keyId) continue;
+    const std::string record = f.record(resource);
+    sealed = vault.seal(vault.open(sealed, record).value(), record, keyId);
+    changed = true;
+    ++count;
+  }
+  return changed;
+}
+
+// Re-seals every stored secret (repositories' and volumes') not yet under `keyId` with it, in one transaction
 // (which also runs `more` before committing). Returns how many were re-sealed.
 template <class More>
 size_t resealAll(store::Store& store, const secrets::Vault& vault, std::vector<core::Repository> repositories,
-                 uint32_t keyId, More&& more) {
+                 std::vector<core::Volume> volumes, uint32_t keyId, More&& more) {
   size_t count = 0;
   auto txn = store.begin();
-  for (auto& repository : repositories) {
-    bool changed = false;
-    for (const auto& f : kSealedFields) {
-      core::SealedSecret& sealed = repository.*(f.field);
-      if (sealed.empty() || sealed.keyId == keyId) continue;
-      const std::string record = f.record(repository);
-      sealed = vault.seal(vault.open(sealed, record).value(), record, keyId);
-      changed = true;
-      ++count;
-    }
-    if (changed) txn.put(repository);
-  }
+  for (auto& repository : repositories)
+    if (reseal(repository, kSealedFields, vault, keyId, count)) txn.put(repository);
+  for (auto& volume : volumes)
+    if (reseal(volume, kVolumeSealedFields, vault, keyId, count)) txn.put(volume);
   more(txn);
   txn.commit();
   return count;
@@ -51,9 +68,17 @@ std::string describeRecord(const core::Repository& repository, const std::string
   return record + " (repository \"" + repository.name + "\")";
 }
 
+std::string describeRecord(const core::Volume& volume, const std::string& record) {
+  return record + " (volume \"" + volume.name + "\")";
+}
+
 }  // namespace
 
 std::string passwordRecord(const core::Repository& repository) { return "repositories/" + repository.id; }
+
+std::string volumePasswordRecord(const core::Volume& volume) { return "volumes/" + volume.id + "/password"; }
+
+std::string volumePrivateKeyRecord(const core::Volume& volume) { return "volumes/" + volume.id + "/private-key"; }
 
 std::string pendingPasswordRecord(const core::Repository& repository) {
   return "repositories/" + repository.id + "/pending-password";
@@ -63,6 +88,9 @@ bool storeHoldsSealedSecrets(const store::Store& store) {
   for (const auto& repository : store.repositories())
     for (const auto& f : kSealedFields)
       if (!(repository.*(f.field)).empty()) return true;
+  for (const auto& volume : store.volumes())
+    for (const auto& f : kVolumeSealedFields)
+      if (!(volume.*(f.field)).empty()) return true;
   return false;
 }
 
@@ -114,7 +142,7 @@ RotationResult rotateKeyring(store::Store& store, secrets::Vault& vault, const s
   vault.addKey(std::move(next));
   size_t count = 0;
   try {
-    count = resealAll(store, vault, store.repositories(), nextId, [&](store::Transaction& txn) {
+    count = resealAll(store, vault, store.repositories(), store.volumes(), nextId, [&](store::Transaction& txn) {
       if (toCredential) txn.setMasterKeyCredential(request.credential);
     });
   } catch (...) {
@@ -174,19 +202,22 @@ void reconcileKeyring(store::Store& store, secrets::Vault& vault, const std::fil
   }
 
   const auto repositories = store.repositories();
+  const auto volumes = store.volumes();
   std::vector<std::string> missing;
   uint32_t missingId = 0;
   bool nextUsed = false;
-  for (const auto& repository : repositories) {
-    for (const auto& f : kSealedFields) {
-      const core::SealedSecret& sealed = repository.*(f.field);
+  auto inspect = [&](const auto& resource, const auto& fields) {
+    for (const auto& f : fields) {
+      const core::SealedSecret& sealed = resource.*(f.field);
       if (sealed.empty()) continue;
       if (nextId && sealed.keyId == *nextId) nextUsed = true;
       if (vault.hasKey(sealed.keyId)) continue;
       if (missing.empty()) missingId = sealed.keyId;
-      missing.push_back(describeRecord(repository, f.record(repository)) + " needs key " + secrets::hexKeyId(sealed.keyId));
+      missing.push_back(describeRecord(resource, f.record(resource)) + " needs key " + secrets::hexKeyId(sealed.keyId));
     }
-  }
+  };
+  for (const auto& repository : repositories) inspect(repository, kSealedFields);
+  for (const auto& volume : volumes) inspect(volume, kVolumeSealedFields);
   if (!missing.empty()) {
     std::string hint;
     if (!vault.credential().empty() && secrets::masterKeyFileExists(stateDirectory)) {
@@ -225,7 +256,7 @@ void reconcileKeyring(store::Store& store, secrets::Vault& vault, const std::fil
                                        ": take the credential out of zerobyted.service and start zerobyted to finish "
                                        "the rotation, then rotate to a credential with --from-credential NAME");
   const uint32_t previous = vault.keyId();
-  size_t count = resealAll(store, vault, repositories, *nextId, [](store::Transaction&) {});
+  size_t count = resealAll(store, vault, repositories, volumes, *nextId, [](store::Transaction&) {});
   secrets::promoteNewMasterKeyFile(stateDirectory);
   vault.makeCurrent(*nextId);
   vault.removeKey(previous);

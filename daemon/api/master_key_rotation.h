@@ -19,6 +19,8 @@ namespace zerobyte::api {
 
 // The records a repository's secrets are sealed for (the vault's associated data).
 std::string passwordRecord(const core::Repository& repository);         // "repositories/<id>"
+std::string volumePasswordRecord(const core::Volume& volume);           // "volumes/<id>/password"
+std::string volumePrivateKeyRecord(const core::Volume& volume);         // "volumes/<id>/private-key"
 std::string pendingPasswordRecord(const core::Repository& repository);  // "repositories/<id>/pending-password"
 
 // Whether any repository record holds a sealed secret (then a fresh master key would open nothing).

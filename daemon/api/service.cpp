@@ -44,6 +44,7 @@ enum class Target {
   Job,         // the job "id"
   Schedule,    // the schedule named by `targetParam`
   NewSchedule, // the repository "repository", and the volume "volume" when given (a backup schedule)
+  NewVolume,   // the caller's own new volume; a network volume needs mount as well
 };
 
 struct Service::MethodSpec {
@@ -107,6 +108,20 @@ void checkParameters(const Service::MethodSpec& spec, const json& p) {
                   {{"parameter", s.name}});
 }
 
+// CreateVolume: a directory takes a path; network types their fields (service_volumes.cpp checks which apply).
+std::vector<ParamSpec> volumeParams() {
+  return {{"name", S, true},          {"type", S, true},           {"path", S, false},
+          {"group", S, false},        {"driver", S, false},        {"host", S, false},
+          {"port", I, false},         {"user", S, false},          {"remote_path", S, false},
+          {"share", S, false},        {"domain", S, false},        {"smb_version", S, false},
+          {"guest", B, false},        {"url", S, false},           {"tls_verify", B, false},
+          {"nfs_version", S, false},  {"known_hosts", S, false},   {"host_key_check", B, false},
+          {"password", S, false},     {"password_ref", S, false},  {"private_key", S, false},
+          {"private_key_ref", S, false}, {"rclone_type", S, false}, {"rclone_options", L, false},
+          {"rclone_secret_options", L, false}, {"mount_options", L, false}, {"read_write", B, false},
+          {"auto_remount", B, false}, {"keep_mounted", B, false}};
+}
+
 // CreateSchedule (name, volume, repository and cron required) and EditSchedule (name required; volume and
 // repository cannot change: a schedule's snapshots and retention belong to them).
 std::vector<ParamSpec> scheduleParams(bool create) {
@@ -143,11 +158,14 @@ const std::vector<Service::MethodSpec>& Service::methods() {
   // The one place that says which action each method needs.
   static const std::vector<MethodSpec> table = {
       {"GetStatus", Action::View, {}, &Service::getStatus},
-      {"CreateVolume", Action::Manage, {{"name", S, true}, {"type", S, true}, {"path", S, true}, {"group", S, false}},
-       &Service::createVolume},
+      // Network volumes need mount as well (checksOnTarget): they are mounted as root.
+      {"CreateVolume", Action::Manage, volumeParams(), &Service::createVolume, false, Target::NewVolume},
       {"ListVolumes", Action::View, {}, &Service::listVolumes},
       {"GetVolume", Action::View, {{"name", S, true}}, &Service::getVolume, false, Target::Volume, "name"},
       {"DeleteVolume", Action::Manage, {{"name", S, true}}, &Service::deleteVolume, false, Target::Volume, "name"},
+      {"MountVolume", Action::Mount, {{"name", S, true}}, &Service::mountVolume, false, Target::Volume, "name"},
+      {"UnmountVolume", Action::Mount, {{"name", S, true}}, &Service::unmountVolume, false, Target::Volume, "name"},
+      {"TestVolume", Action::Mount, {{"name", S, true}}, &Service::testVolume, false, Target::Volume, "name"},
       {"CreateRepository", Action::Manage, {{"name", S, true}, {"type", S, true}, {"path", S, true}, {"group", S, false}},
        &Service::createRepository},
       {"ImportRepository", Action::Manage,
@@ -216,7 +234,8 @@ Service::Service(loop::EventLoop& loop, process::ProcessRunner& runner, store::S
       m_authorizer(authorizer),
       m_audit(store),
       m_settings(std::move(settings)),
-      m_startTime(now()) {
+      m_startTime(now()),
+      m_mounter(std::make_unique<mount::Mounter>(loop, runner, store, m_settings.mount)) {
   loadSchedules();
 }
 
@@ -341,6 +360,15 @@ std::vector<Service::AccessCheck> Service::checksOnTarget(const MethodSpec& spec
   std::vector<gid_t> groups = caller.uid == 0 ? std::vector<gid_t>{} : users::groupsOf(caller.uid);
   switch (spec.target) {
     case Target::Daemon: return {{spec.action, ownScope()}};
+    case Target::NewVolume: {
+      std::vector<AccessCheck> checks = {{spec.action, ownScope()}};
+      if (auto type = optionalStringParam(p, "type"); type && *type != "directory") {
+        Scope scope = ownScope();
+        scope.resource = "volume " + optionalStringParam(p, "name").value_or("");
+        checks.push_back({Action::Mount, scope});
+      }
+      return checks;
+    }
     case Target::Volume: return {{spec.action, scopeOf(requireVolume(stringParam(p, spec.targetParam)), caller, groups)}};
     case Target::Repository:
       return {{spec.action, scopeOf(requireRepository(stringParam(p, spec.targetParam)), caller, groups)}};
@@ -560,57 +588,17 @@ void Service::requireAccessAs(uid_t uid, const std::string& path, process::Acces
 
 // ---- volumes ----
 
-void Service::createVolume(const json& p, const RequestPtr& r) {
-  std::string name = stringParam(p, "name"), type = stringParam(p, "type"), path = stringParam(p, "path");
-  core::validateName(name, "volume name");
-  if (type != "directory")
-    throw Error(ErrorCode::InvalidArgument, "volume type \"" + log::sanitize(type) + "\" is not supported; use \"directory\"",
-                {{"parameter", "type"}});
-  core::validateAbsolutePath(path, "volume path");
-  auto group = sharedGroup(p, r->caller());
-  if (findVolume(name)) throw Error(ErrorCode::AlreadyExists, "a volume named \"" + name + "\" exists already");
-  // An admin's volume is backed up as root; anyone else's as its owner, and only what they can read. What a
-  // non-admin learns about the path comes from their own attempt, never from root's view of it.
-  whenAllowed(r, Action::Admin, ownScope(), [this, r, name, type, path, group](bool admin) {
-    if (admin) {
-      struct stat st {};
-      if (stat(path.c_str(), &st) < 0)
-        throw Error(ErrorCode::InvalidArgument, "volume path " + path + " cannot be used: " + std::strerror(errno), {{"parameter", "path"}});
-      if (!S_ISDIR(st.st_mode))
-        throw Error(ErrorCode::InvalidArgument, "volume path " + path + " is not a directory", {{"parameter", "path"}});
-    } else {
-      requireAccessAs(r->caller().uid, path, process::AccessKind::ReadDirectory, "volume path", "path");
-    }
-    if (findVolume(name)) throw Error(ErrorCode::AlreadyExists, "a volume named \"" + name + "\" exists already");
-    core::Volume v;
-    v.id = newId();
-    v.name = name;
-    v.type = type;
-    v.path = path;
-    v.ownerUid = r->caller().uid;
-    v.groupGid = group;
-    v.privileged = admin;
-    v.created = now();
-    auto txn = m_store.begin();
-    txn.put(v);
-    txn.commit();
-    log::info("volume \"" + name + "\" (" + path + ") created by uid " + std::to_string(r->caller().uid));
-    resourcesChanged();
-    r->reply({{"volume", toJson(v)}});
-  });
-}
-
 void Service::listVolumes(const json&, const RequestPtr& r) {
   whenAllowed(r, Action::View, everyoneScope(), [this, r](bool all) {
     auto groups = users::groupsOf(r->caller().uid);
     json list = json::array();
     for (const auto& v : allVolumes())
-      if (all || scopeOf(v, r->caller(), groups).callerOwns) list.push_back(toJson(v));
+      if (all || scopeOf(v, r->caller(), groups).callerOwns) list.push_back(volumeJson(v));
     r->reply({{"volumes", list}});
   });
 }
 
-void Service::getVolume(const json& p, const RequestPtr& r) { r->reply({{"volume", toJson(requireVolume(stringParam(p, "name")))}}); }
+void Service::getVolume(const json& p, const RequestPtr& r) { r->reply({{"volume", volumeJson(requireVolume(stringParam(p, "name")))}}); }
 
 void Service::deleteVolume(const json& p, const RequestPtr& r) {
   auto v = requireVolume(stringParam(p, "name"));
@@ -622,6 +610,9 @@ void Service::deleteVolume(const json& p, const RequestPtr& r) {
   for (const auto& [id, job] : m_jobs)
     if (job->job.volumeId == v.id)
       throw Error(ErrorCode::Conflict, "volume \"" + v.name + "\" is used by job " + std::to_string(id) + "; wait for it or cancel it");
+  if (m_mounter->inUse(v.id))
+    throw Error(ErrorCode::Busy, "volume \"" + v.name + "\" is being mounted or checked; try again in a moment");
+  m_mounter->forget(v);
   auto txn = m_store.begin();
   txn.eraseVolume(v.id);
   txn.commit();

@@ -9,6 +9,7 @@
 #include "daemon/core/repository_locks.h"
 #include "daemon/core/token_bucket.h"
 #include "daemon/loop/event_loop.h"
+#include "daemon/mount/mounter.h"
 #include "daemon/process/process_runner.h"
 #include "daemon/process/run_as.h"
 #include "daemon/restic/restic.h"
@@ -42,6 +43,7 @@ struct ServiceSettings {
   unsigned jobHistory = 1000;
   unsigned cancelGraceSeconds = 10;
   unsigned maxConcurrentJobs = 4;
+  mount::MounterSettings mount;
 };
 
 class Service {
@@ -59,6 +61,9 @@ class Service {
   // Starts the schedules' timers: a schedule whose fire time passed while zerobyted was stopped (since its
   // last handled fire time) runs once now ("catch-up"), however many fire times it missed.
   void startScheduler();
+  // Reconciles the mounts the last run left and mounts the volumes kept mounted (after recover()).
+  void startMounts();
+  void setMountSettings(mount::MounterSettings settings);
   // One entry point for every method of org.zerobyte.Daemon.
   void dispatch(const std::string& method, const nlohmann::json& parameters, RequestPtr request);
   // Cancels every job; `done` runs once no child is left.
@@ -79,6 +84,8 @@ class Service {
   std::optional<core::Schedule> schedule(const std::string& id) const;
   // A schedule as GetSchedule answers it (with its next run and running job).
   nlohmann::json scheduleRecord(const core::Schedule& schedule) const { return scheduleJson(schedule); }
+  // A volume as GetVolume answers it (with a network volume's mount state).
+  nlohmann::json volumeRecord(const core::Volume& volume) const { return volumeJson(volume); }
   std::optional<core::Job> job(uint64_t id) const { return findJob(id); }
   // Jobs queued or running now.
   std::vector<core::Job> activeJobs() const;
@@ -126,6 +133,16 @@ class Service {
   void listVolumes(const nlohmann::json& p, const RequestPtr& r);
   void getVolume(const nlohmann::json& p, const RequestPtr& r);
   void deleteVolume(const nlohmann::json& p, const RequestPtr& r);
+  // Network volumes (service_volumes.cpp)
+  void mountVolume(const nlohmann::json& p, const RequestPtr& r);
+  void unmountVolume(const nlohmann::json& p, const RequestPtr& r);
+  void testVolume(const nlohmann::json& p, const RequestPtr& r);
+  // A volume as the API shows it: its fields, for a network volume its remote, secrets (set or not) and mount state.
+  nlohmann::json volumeJson(const core::Volume& volume) const;
+  // The volume's secrets now (stored or referenced), for one mount.
+  core::MountSecrets volumeSecrets(const core::Volume& volume) const;
+  // What restic backs up: the directory, or the network volume's mount point.
+  std::string volumeRoot(const core::Volume& volume) const;
   void createRepository(const nlohmann::json& p, const RequestPtr& r);
   void importRepository(const nlohmann::json& p, const RequestPtr& r);
   void listRepositories(const nlohmann::json& p, const RequestPtr& r);
@@ -297,6 +314,7 @@ class Service {
   // The global limit on jobs running at once (daemon.max_concurrent_jobs): a job whose repository lock was
   // granted waits here, in order, for one of the slots; `start` runs when it has one.
   void whenSlotFree(std::shared_ptr<Task> task, std::function<void()> start);
+  void releaseMount(Task& task);
   void releaseSlot(Task& task);
   void startWaitingJobs();
 
@@ -343,6 +361,7 @@ class Service {
   std::map<std::string, std::vector<std::function<void(std::optional<Error>, const std::vector<core::Snapshot>&)>>>
       m_snapshotRefreshes;
   bool m_stopping = false;
+  std::unique_ptr<mount::Mounter> m_mounter;
   std::function<void()> m_shutdownDone;
   // The global job limit: slots in use, and the jobs waiting for one in arrival order.
   unsigned m_slotsInUse = 0;

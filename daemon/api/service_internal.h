@@ -45,6 +45,9 @@ struct Service::Task {
   // A job's restic run counts toward daemon.max_concurrent_jobs (snapshot listings and browsing do not).
   bool countsTowardLimit = false;
   bool holdsSlot = false;
+  // A backup of a network volume: mounted (and found healthy) before restic starts, released after it ends.
+  std::optional<core::Volume> mountVolume;
+  bool holdsMount = false;
 };
 
 // The run of a schedule that has not ended: its job (backup, then retention), or a retry waiting for its time.

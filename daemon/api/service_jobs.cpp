@@ -105,7 +105,7 @@ core::RepositoryLocks::Ticket Service::runTask(std::shared_ptr<Task> task) {
     // Start on the next iteration: never inside acquire()/release() of the lock table.
     m_loop.post([this, task, ticket] {
       if (task->withdrawn) return;
-      auto start = [this, task, ticket] {
+      auto launch = [this, task, ticket] {
         std::shared_ptr<process::Process> child;
         try {
           if (m_stopping) throw Error(ErrorCode::Cancelled, "zerobyted is stopping");
@@ -123,6 +123,7 @@ core::RepositoryLocks::Ticket Service::runTask(std::shared_ptr<Task> task) {
           callbacks.onExit = [this, task, ticket](const process::ProcessResult& result) {
             m_locks.release(ticket);
             releaseSlot(*task);
+            releaseMount(*task);
             task->onDone(&result, std::nullopt);
             checkShutdownDone();
           };
@@ -130,11 +131,33 @@ core::RepositoryLocks::Ticket Service::runTask(std::shared_ptr<Task> task) {
         } catch (const Error& e) {
           m_locks.release(ticket);
           releaseSlot(*task);
+          releaseMount(*task);
           task->onDone(nullptr, e);
           checkShutdownDone();
           return;
         }
         if (task->onStarted) task->onStarted(child);
+      };
+      // A network volume is mounted (or checked, and remounted when dead) once the job has its lock and slot.
+      auto start = [this, task, ticket, launch] {
+        if (!task->mountVolume) return launch();
+        m_mounter->acquire(*task->mountVolume, [this, task, ticket, launch](std::optional<Error> error) {
+          if (!error) task->holdsMount = true;
+          if (task->withdrawn) {
+            // Cancelled while it was being mounted: the canceller released its lock.
+            releaseSlot(*task);
+            releaseMount(*task);
+            return;
+          }
+          if (error) {
+            m_locks.release(ticket);
+            releaseSlot(*task);
+            task->onDone(nullptr, *error);
+            checkShutdownDone();
+            return;
+          }
+          launch();
+        });
       };
       if (task->countsTowardLimit)
         whenSlotFree(task, std::move(start));
@@ -142,6 +165,10 @@ core::RepositoryLocks::Ticket Service::runTask(std::shared_ptr<Task> task) {
         start();
     });
   });
+}
+
+void Service::releaseMount(Task& task) {
+  if (std::exchange(task.holdsMount, false) && task.mountVolume) m_mounter->release(*task.mountVolume);
 }
 
 void Service::whenSlotFree(std::shared_ptr<Task> task, std::function<void()> start) {
@@ -212,7 +239,9 @@ uint64_t Service::submitJob(core::Job job, const core::Repository& repository, s
   switch (j.operation) {
     case core::JobOperation::Backup: {
       auto volume = findVolume(j.volumeName);
-      std::string path = volume ? volume->path : std::string();
+      std::string path = volume ? volumeRoot(*volume) : std::string();
+      const bool fuse = volume && volume->isNetwork() && volume->remote.driver != "cifs" && volume->remote.driver != "nfs";
+      if (volume && volume->isNetwork()) task->mountVolume = *volume;
       auto schedule = j.scheduleId.empty() ? std::nullopt : this->schedule(j.scheduleId);
       if (!volume) {
         // Never a path built from nothing ("/" + an include): the job fails when it would start.
@@ -233,11 +262,16 @@ uint64_t Service::submitJob(core::Job job, const core::Repository& repository, s
         options.oneFileSystem = schedule->oneFileSystem;
         options.host = hostName();
         options.compression = schedule->compression;
+        options.ignoreInode = fuse;
         task->args = [options](const restic::RepositoryContext& ctx) { return restic::backupArgs(ctx, options); };
         break;
       }
-      auto tags = j.tags, excludes = j.excludes;
-      task->args = [path, tags, excludes](const restic::RepositoryContext& ctx) { return restic::backupArgs(ctx, path, tags, excludes); };
+      restic::BackupOptions options;
+      options.paths = {path};
+      options.tags = j.tags;
+      options.excludes = j.excludes;
+      options.ignoreInode = fuse;
+      task->args = [options](const restic::RepositoryContext& ctx) { return restic::backupArgs(ctx, options); };
       break;
     }
     case core::JobOperation::Retention: {
@@ -598,7 +632,8 @@ void Service::startBackup(const json& p, const RequestPtr& r) {
   requireSameIdentity(volume, repo, "back up");
   const uint32_t readsAs = readsAsOf(volume);
   struct stat st {};
-  if (stat(volume.path.c_str(), &st) < 0 || !S_ISDIR(st.st_mode))
+  // A network volume is mounted when the job starts.
+  if (!volume.isNetwork() && (stat(volume.path.c_str(), &st) < 0 || !S_ISDIR(st.st_mode)))
     throw Error(ErrorCode::Failed, "volume \"" + volume.name + "\": " + volume.path + " is not an accessible directory");
   core::Job job;
   job.operation = core::JobOperation::Backup;
@@ -848,7 +883,8 @@ void Service::checkShutdownDone() {
   if (m_runner.running() > 0 || !m_jobs.empty()) return;
   auto done = std::move(m_shutdownDone);
   m_shutdownDone = nullptr;
-  m_loop.post(std::move(done));
+  // No job reads a volume any more: everything zerobyted mounted is unmounted before it exits.
+  m_mounter->shutdown([this, done = std::move(done)] { m_loop.post(done); });
 }
 
 }  // namespace zerobyte::api

@@ -52,6 +52,11 @@ constexpr KeySpec kDaemonKeys[] = {
     {"job_history", "an integer from 1 to 100000"},
     {"cancel_grace_seconds", "an integer from 1 to 3600"},
     {"max_concurrent_jobs", "an integer from 1 to 64"},
+    {"mount_helper_path", "a list of absolute directories where mount helpers are looked up"},
+    {"mount_timeout_seconds", "an integer from 1 to 3600"},
+    {"mount_check_interval_seconds", "an integer from 0 to 86400"},
+    {"mount_check_timeout_seconds", "an integer from 1 to 600"},
+    {"mount_options", "a map from a driver (sshfs, davfs, rclone, cifs, nfs) to the list of extra mount options volumes may use"},
     {"finished_job_seconds", "an integer from 0 to 86400"},
     {"dbus", "one of auto, off"},
     {"log_level", "one of debug, info, notice, warning, error"},
@@ -474,6 +479,25 @@ class Loader {
         integer(entry, 1, 3600, settings.cancelGraceSeconds);
       } else if (key == "max_concurrent_jobs") {
         integer(entry, 1, 64, settings.maxConcurrentJobs);
+      } else if (key == "mount_helper_path") {
+        if (auto dirs = stringList(entry, [](const std::string& d) {
+              core::validateAbsolutePath(d, "mount helper directory");
+              if (d.find(':') != std::string::npos)
+                throw Error(ErrorCode::InvalidArgument, "a mount helper directory cannot contain ':'");
+            })) {
+          std::string path;
+          for (const auto& d : *dirs) path += (path.empty() ? "" : ":") + d;
+          if (path.empty()) report(entry.mark(), entry.field + ": give at least one directory");
+          else settings.mountHelperPath = path;
+        }
+      } else if (key == "mount_timeout_seconds") {
+        integer(entry, 1, 3600, settings.mountTimeoutSeconds);
+      } else if (key == "mount_check_interval_seconds") {
+        integer(entry, 0, 86400, settings.mountCheckIntervalSeconds);
+      } else if (key == "mount_check_timeout_seconds") {
+        integer(entry, 1, 600, settings.mountCheckTimeoutSeconds);
+      } else if (key == "mount_options") {
+        readMountOptionPolicy(entry, settings.mountOptions);
       } else if (key == "finished_job_seconds") {
         integer(entry, 0, 86400, settings.finishedJobSeconds);
       } else if (key == "dbus") {
@@ -482,6 +506,39 @@ class Loader {
         if (auto text = oneOf(entry, kLogLevels)) settings.logLevel = *text;
       }
     });
+  }
+
+  // daemon.mount_options: {driver: [option names]}; a driver given replaces its default list.
+  void readMountOptionPolicy(const Entry& entry, core::MountOptionPolicy& policy) {
+    if (!entry.value.IsMap()) return reportExpected(entry, entry.spec.expected);
+    static constexpr std::string_view kDrivers[] = {"sshfs", "davfs", "rclone", "cifs", "nfs"};
+    for (const auto& pair : entry.value) {
+      const std::string driver = pair.first.IsScalar() ? pair.first.Scalar() : std::string();
+      if (std::find(std::begin(kDrivers), std::end(kDrivers), driver) == std::end(kDrivers)) {
+        report(pair.first.Mark(), entry.field + ": " + core::quoteValue(driver) + " is not a driver; use sshfs, davfs, rclone, cifs or nfs");
+        continue;
+      }
+      if (!pair.second.IsSequence()) {
+        report(pair.second.Mark(), entry.field + "." + driver + ": expected a list of option names, got " + describe(pair.second));
+        continue;
+      }
+      std::vector<std::string> names;
+      bool ok = true;
+      for (const auto& item : pair.second) {
+        const std::string name = item.IsScalar() ? item.Scalar() : std::string();
+        const bool valid = !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+        });
+        if (!valid) {
+          report(item.Mark(), entry.field + "." + driver + ": " + core::quoteValue(name) +
+                                  " is not an option name (letters, digits, '_' and '-'; no value, no comma)");
+          ok = false;
+          break;
+        }
+        names.push_back(name);
+      }
+      if (ok) policy[driver] = std::move(names);
+    }
   }
 
   // Names are unique within a list; `kind` is "volume" or "repository".

@@ -3,6 +3,7 @@
 
 #include "common/errors.h"
 #include "daemon/core/model.h"
+#include "daemon/core/mount_plan.h"
 
 #include <string>
 #include <string_view>
@@ -35,6 +36,13 @@ struct DaemonSettings {
   unsigned cancelGraceSeconds = 10;          // SIGTERM, then SIGKILL after this
   // restic jobs running at once (backups, restores, checks, retention …); the rest wait in order.
   unsigned maxConcurrentJobs = 4;
+  // Network volumes: where mount helpers are looked up (also their PATH), how long one may run, how often mounted
+  // volumes are checked and how long a check may take, and the extra mount options volumes may ask for per driver.
+  std::string mountHelperPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  unsigned mountTimeoutSeconds = 60;
+  unsigned mountCheckIntervalSeconds = 300;
+  unsigned mountCheckTimeoutSeconds = 10;
+  core::MountOptionPolicy mountOptions = core::defaultMountOptionPolicy();
   // D-Bus: a finished job's object stays on the bus this long.
   unsigned finishedJobSeconds = 300;
   // Serve org.zerobyte.Daemon1 on the system bus ("auto": when there is one, reconnecting when it comes back).

@@ -22,17 +22,54 @@ struct SealedSecret {
   bool empty() const { return ciphertext.empty(); }
 };
 
+// One option of an rclone remote: a plain value, or (secret) a reference resolved when the volume is mounted.
+struct RcloneOption {
+  std::string name;   // rclone's option name, e.g. "host", "pass"
+  std::string value;  // the value, or for a secret its reference (file://, env://, credential://)
+  bool secret = false;
+};
+
+// Where a network or FUSE volume is and how it is mounted (types sftp, smb, webdav, nfs, rclone).
+struct VolumeRemote {
+  std::string driver;      // sshfs, davfs, rclone, cifs, nfs (core::defaultDriver when not chosen)
+  std::string host;        // sftp host, smb server, nfs server
+  uint32_t port = 0;       // 0: the protocol's default
+  std::string user;        // sftp, smb, webdav
+  std::string remotePath;  // sftp: path on the server; smb: path inside the share; nfs: the export; rclone: path in the remote
+  std::string share;       // smb
+  std::string domain;      // smb
+  std::string smbVersion;  // smb with the kernel driver: "" (negotiated), 2.0, 2.1, 3.0, 3.1.1
+  bool guest = false;      // smb: no user and password
+  std::string url;         // webdav
+  bool tlsVerify = true;   // webdav over https
+  std::string nfsVersion;  // 3, 4, 4.1 ("" is 4.1)
+  std::string knownHosts;  // sftp: the server's known_hosts line(s)
+  bool hostKeyCheck = true;  // sftp: false only when explicitly disabled
+  std::string rcloneType;  // rclone: the backend type (sftp, webdav, s3, ...)
+  std::vector<RcloneOption> rcloneOptions;
+  std::vector<std::string> mountOptions;  // extra NAME or NAME=VALUE, allowed per driver by the configuration
+  bool readWrite = false;    // mounted read-only unless set (a backup only reads)
+  bool autoRemount = true;   // a dead mount is remounted (before a backup, and by the periodic check when kept mounted)
+  bool keepMounted = false;  // stays mounted between backups (and is mounted at start)
+};
+
 struct Volume {
   std::string id;
   std::string name;
   std::string type = "directory";
-  std::string path;
+  std::string path;  // directory: the directory backed up; network types: unused (see VolumeRemote)
+  VolumeRemote remote;
+  SealedSecret password;    // sftp, smb, webdav: stored password, when passwordRef is empty
+  std::string passwordRef;
+  SealedSecret privateKey;  // sftp: stored private key, when privateKeyRef is empty
+  std::string privateKeyRef;
   bool declared = false;  // from the configuration file: read-only through the API
   uint32_t ownerUid = 0;
   std::optional<uint32_t> groupGid;  // shared with the members of this group
   // Created by root or an admin: restic for it runs as root. Otherwise it runs as ownerUid.
   bool privileged = true;
   Timestamp created = 0;
+  bool isNetwork() const { return type != "directory"; }
 };
 
 struct Repository {
@@ -210,6 +247,14 @@ struct Node {
   uint32_t gid = 0;
   std::string mtime;
   std::string linkTarget;
+};
+
+// A mount zerobyted made (kept in the store so that a restart finds what it left behind).
+struct MountRecord {
+  std::string volumeId;
+  std::string path;    // the mount point, under the daemon's mount directory
+  std::string driver;
+  Timestamp mounted = 0;
 };
 
 // One line of the audit trail: a change or a denial, who asked and how it ended. Never a secret.

@@ -290,7 +290,7 @@ void ObjectTree::reconcile() {
   for (auto& v : m_service.volumes()) volumes.emplace(v.id, std::move(v));
   for (auto it = m_volumes.begin(); it != m_volumes.end();) {
     if (volumes.count(it->first)) {
-      it->second->update(volumes[it->first]);
+      asNobody([&] { it->second->update(volumes[it->first]); });
       ++it;
       continue;
     }

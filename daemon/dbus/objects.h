@@ -78,9 +78,21 @@ class VolumeObject : public sdbus::AdaptorInterfaces<org::zerobyte::Daemon1::Vol
   VolumeObject(ObjectTree& tree, core::Volume volume);
   ~VolumeObject();
   const core::Volume& volume() const { return m_volume; }
-  void update(core::Volume volume) { m_volume = std::move(volume); }
+  // The volume as it is now; signals the mount properties that changed.
+  void update(core::Volume volume);
 
  private:
+  std::string Remote() override;
+  std::string Driver() override;
+  std::string MountState() override;
+  std::string MountPath() override;
+  std::string LastCheck() override;
+  std::string LastError() override;
+  void Mount(sdbus::Result<>&& result, Vardict options) override;
+  void Unmount(sdbus::Result<>&& result, Vardict options) override;
+  void Test(sdbus::Result<std::vector<std::string>>&& result, Vardict options) override;
+  // A mount field of the volume as GetVolume shows it ("" for a directory, or for callers who may not view it).
+  std::string mountField(const char* key);
   std::string Id() override;
   std::string Name() override;
   std::string Type() override;
@@ -96,6 +108,7 @@ class VolumeObject : public sdbus::AdaptorInterfaces<org::zerobyte::Daemon1::Vol
 
   ObjectTree& m_tree;
   core::Volume m_volume;
+  nlohmann::json m_mount;  // the mount state last seen (for change signals)
 };
 
 class RepositoryObject

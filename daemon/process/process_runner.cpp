@@ -65,8 +65,8 @@ std::vector<char*> toCArray(std::vector<std::string>& strings) {
 struct SecretFds {
   static constexpr int kFirst = 3;
   static constexpr int kLast = 9;  // the child setup moves everything it keeps to 10 and above
-  std::array<int, kLast - kFirst + 1> source{};
-  std::array<int, kLast - kFirst + 1> target{};
+  std::array<int, kLast - kFirst + 2> source{};  // fds 3 to 9, and 0 (stdin)
+  std::array<int, kLast - kFirst + 2> target{};
   size_t count = 0;
 
   bool isTarget(int fd) const {
@@ -115,6 +115,7 @@ struct SecretFds {
   for (size_t i = 0; i < secrets.count; ++i) moveUp(secrets.source[i]);
   if (dup2(devnull, 0) < 0 || dup2(outFd, 1) < 0 || dup2(errFd, 2) < 0) fail(6);
   // dup2 leaves the new fd without close-on-exec: the secrets survive exec, nothing else below 10 does.
+  // A secret given as fd 0 replaces /dev/null as stdin (e.g. sshfs -o password_stdin).
   for (size_t i = 0; i < secrets.count; ++i)
     if (dup2(secrets.source[i], secrets.target[i]) < 0) fail(7);
   // Close everything else but the status pipe (close-on-exec: it closes when exec succeeds).
@@ -193,8 +194,8 @@ void Process::start() {
   if (m_spec.secret) targets.push_back(m_spec.secretFd);
   for (const auto& [target, secret] : m_spec.secrets) targets.push_back(target);
   for (size_t i = 0; i < targets.size(); ++i) {
-    if (targets[i] < SecretFds::kFirst || targets[i] > SecretFds::kLast)
-      throw Error(ErrorCode::Internal, "a secret's fd must be from 3 to 9, not " + std::to_string(targets[i]));
+    if (targets[i] != 0 && (targets[i] < SecretFds::kFirst || targets[i] > SecretFds::kLast))
+      throw Error(ErrorCode::Internal, "a secret's fd must be 0 (stdin) or from 3 to 9, not " + std::to_string(targets[i]));
     if (std::find(targets.begin() + static_cast<long>(i) + 1, targets.end(), targets[i]) != targets.end())
       throw Error(ErrorCode::Internal, "two secrets are given the same fd " + std::to_string(targets[i]));
   }

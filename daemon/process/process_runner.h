@@ -25,7 +25,8 @@ struct ProcessSpec {
   std::optional<std::string> secret;
   int secretFd = 3;
   // More secrets, each in its own sealed memfd seen by the child as the given fd (e.g. restic's
-  // --new-password-file /dev/fd/4). Every fd is from 3 to 9 and used once, `secretFd` included.
+  // --new-password-file /dev/fd/4). Every fd is from 3 to 9, or 0 to give a secret as stdin (instead of
+  // /dev/null), and used once, `secretFd` included.
   std::vector<std::pair<int, std::string>> secrets;
   // Drop to this user before exec: setgroups, then setresgid, then setresuid, all after no_new_privs. A non-root
   // uid also leaves the child without any capability (effective, permitted, inheritable, ambient, bounding).

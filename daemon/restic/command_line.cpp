@@ -66,6 +66,7 @@ std::vector<std::string> backupArgs(const RepositoryContext& ctx, const BackupOp
   if (options.oneFileSystem) argv.emplace_back("--one-file-system");
   if (!options.host.empty()) argv.insert(argv.end(), {"--host", options.host});
   if (!options.compression.empty()) argv.insert(argv.end(), {"--compression", options.compression});
+  if (options.ignoreInode) argv.emplace_back("--ignore-inode");
   argv.emplace_back("--");
   argv.insert(argv.end(), options.paths.begin(), options.paths.end());
   return argv;

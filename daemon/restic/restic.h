@@ -45,6 +45,7 @@ struct BackupOptions {
   bool oneFileSystem = false;
   std::string host;         // empty: restic's default (the hostname)
   std::string compression;  // empty: the repository's default
+  bool ignoreInode = false;  // FUSE mounts (sshfs, rclone, davfs2) give no stable inode numbers
 };
 std::vector<std::string> backupArgs(const RepositoryContext& ctx, const BackupOptions& options);
 std::vector<std::string> restoreArgs(const RepositoryContext& ctx, const std::string& snapshot, const std::string& target,

@@ -83,10 +83,27 @@ void serialize(Archive& ar, SealedSecret& s, const std::uint32_t /*version*/) {
 }
 
 template <class Archive>
+void serialize(Archive& ar, RcloneOption& o, const std::uint32_t /*version*/) {
+  ar(o.name, o.value, o.secret);
+}
+
+template <class Archive>
+void serialize(Archive& ar, VolumeRemote& r, const std::uint32_t /*version*/) {
+  ar(r.driver, r.host, r.port, r.user, r.remotePath, r.share, r.domain, r.smbVersion, r.guest, r.url, r.tlsVerify, r.nfsVersion,
+     r.knownHosts, r.hostKeyCheck, r.rcloneType, r.rcloneOptions, r.mountOptions, r.readWrite, r.autoRemount, r.keepMounted);
+}
+
+template <class Archive>
 void serialize(Archive& ar, Volume& v, const std::uint32_t version) {
   ar(v.id, v.name, v.type, v.path, v.declared, v.ownerUid, v.created);
   // Before version 2 only root and the admin group could create resources: they stay privileged.
   if (version >= 2) ar(v.groupGid, v.privileged);
+  if (version >= 3) ar(v.remote, v.password, v.passwordRef, v.privateKey, v.privateKeyRef);
+}
+
+template <class Archive>
+void serialize(Archive& ar, MountRecord& m, const std::uint32_t /*version*/) {
+  ar(m.volumeId, m.path, m.driver, m.mounted);
 }
 
 template <class Archive>
@@ -158,7 +175,10 @@ void serialize(Archive& ar, AuditEntry& e, const std::uint32_t /*version*/) {
 }  // namespace zerobyte::core
 
 CEREAL_CLASS_VERSION(zerobyte::core::SealedSecret, 1)
-CEREAL_CLASS_VERSION(zerobyte::core::Volume, 2)      // 2: groupGid, privileged
+CEREAL_CLASS_VERSION(zerobyte::core::Volume, 3)      // 2: groupGid, privileged; 3: remote, password, privateKey
+CEREAL_CLASS_VERSION(zerobyte::core::RcloneOption, 1)
+CEREAL_CLASS_VERSION(zerobyte::core::VolumeRemote, 1)
+CEREAL_CLASS_VERSION(zerobyte::core::MountRecord, 1)
 CEREAL_CLASS_VERSION(zerobyte::core::Repository, 3)  // 2: pendingPassword; 3: groupGid, privileged
 CEREAL_CLASS_VERSION(zerobyte::core::JobProgress, 1)
 CEREAL_CLASS_VERSION(zerobyte::core::BackupSummary, 1)

@@ -17,7 +17,7 @@ namespace zerobyte::store {
 namespace {
 
 constexpr size_t kMapSize = size_t{1} << 30;
-constexpr unsigned kMaxTables = 8;
+constexpr unsigned kMaxTables = 16;
 constexpr std::string_view kSchemaVersionKey = "schema_version";
 constexpr std::string_view kNextJobIdKey = "next_job_id";
 constexpr std::string_view kMasterKeyCredentialKey = "master_key_credential";
@@ -54,6 +54,7 @@ struct Tables {
   Table snapshots{"snapshots"};
   Table audit{"audit"};
   Table schedules{"schedules"};
+  Table mounts{"mounts"};
 };
 
 MDB_val asVal(std::string_view bytes) {
@@ -275,7 +276,7 @@ void migrate(const Environment& environment, MDB_txn* txn, uint32_t from) {
 void openTables(Environment& environment, MDB_txn* txn) {
   for (Table* table : {&environment.tables.meta, &environment.tables.volumes, &environment.tables.repositories,
                        &environment.tables.jobs, &environment.tables.snapshots, &environment.tables.audit,
-                       &environment.tables.schedules}) {
+                       &environment.tables.schedules, &environment.tables.mounts}) {
     std::string name(table->name);
     if (int rc = mdb_dbi_open(txn, name.c_str(), MDB_CREATE, &table->dbi); rc != 0)
       environment.fail(rc, "opening table " + name);
@@ -366,6 +367,17 @@ void Transaction::put(const core::Schedule& schedule) {
 void Transaction::eraseSchedule(const std::string& id) {
   auto& t = Impl::live(m_impl);
   t.environment.erase(t.handle(), t.environment.tables.schedules, id);
+}
+
+void Transaction::put(const core::MountRecord& mount) {
+  auto& t = Impl::live(m_impl);
+  if (mount.volumeId.empty()) throw Error(ErrorCode::Internal, "cannot store a mount without a volume id");
+  t.environment.put(t.handle(), t.environment.tables.mounts, mount.volumeId, encode(mount));
+}
+
+void Transaction::eraseMount(const std::string& volumeId) {
+  auto& t = Impl::live(m_impl);
+  t.environment.erase(t.handle(), t.environment.tables.mounts, volumeId);
 }
 
 void Transaction::eraseVolume(const std::string& id) {
@@ -470,6 +482,11 @@ std::optional<std::string> Store::masterKeyCredential() const {
 std::vector<core::Volume> Store::volumes() const {
   TxnHandle txn = m_impl->beginTxn(MDB_RDONLY);
   return allRecords<core::Volume>(*m_impl, txn.get(), m_impl->tables.volumes);
+}
+
+std::vector<core::MountRecord> Store::mounts() const {
+  TxnHandle txn = m_impl->beginTxn(MDB_RDONLY);
+  return allRecords<core::MountRecord>(*m_impl, txn.get(), m_impl->tables.mounts);
 }
 
 std::optional<core::Volume> Store::volume(const std::string& id) const {

@@ -40,6 +40,9 @@ class Transaction {
   void put(const core::Schedule& schedule);
   void eraseSchedule(const std::string& id);
   void eraseVolume(const std::string& id);
+  // What zerobyted mounted (by volume id), so that a restart finds what it left behind.
+  void put(const core::MountRecord& mount);
+  void eraseMount(const std::string& volumeId);
   // Also erases the repository's snapshot cache.
   void eraseRepository(const std::string& id);
   void eraseJob(uint64_t id);
@@ -74,6 +77,7 @@ class Store {
 
   std::vector<core::Volume> volumes() const;
   std::optional<core::Volume> volume(const std::string& id) const;
+  std::vector<core::MountRecord> mounts() const;
   std::vector<core::Repository> repositories() const;
   std::optional<core::Repository> repository(const std::string& id) const;
   std::optional<core::Job> job(uint64_t id) const;

@@ -62,7 +62,12 @@ TEST(ServiceAdmission, ChecksThatThrewDoNotCountAgainstTheCaller) {
   loop::EventLoop loop;
   process::ProcessRunner runner(loop);
   FlakyAuthorizer authorizer;
-  Service service(loop, runner, store, vault, authorizer, ServiceSettings{state, dir.path() / "cache", "/usr/bin/restic", "0.14.0"});
+  ServiceSettings settings;
+  settings.stateDirectory = state;
+  settings.cacheDirectory = dir.path() / "cache";
+  settings.resticBinary = "/usr/bin/restic";
+  settings.resticVersion = "0.14.0";
+  Service service(loop, runner, store, vault, authorizer, settings);
 
   Caller caller;
   caller.uid = 4242;  // not root: root is never rate-limited
