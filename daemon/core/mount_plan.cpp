@@ -212,11 +212,12 @@ std::string joinOptions(const std::vector<std::string>& options) {
   return out;
 }
 
-// davfs2's secrets and configuration files: a field in double quotes, '"' and '\' escaped with '\'.
+// davfs2's secrets and configuration files: a field in double quotes; '"', '\'' and '\\' are escaped with '\\'
+// even inside them.
 std::string davfsQuote(std::string_view value) {
   std::string out = "\"";
   for (char c : value) {
-    if (c == '"' || c == '\\') out += '\\';
+    if (c == '"' || c == '\'' || c == '\\') out += '\\';
     out += c;
   }
   return out + "\"";
@@ -236,7 +237,8 @@ bool isVolumeType(std::string_view type) {
 std::vector<std::string> driversFor(std::string_view type) {
   if (type == "sftp") return {"sshfs"};
   if (type == "smb") return {"cifs", "rclone"};
-  if (type == "webdav") return {"davfs", "rclone"};
+  // rclone first: davfs2 1.6 cannot list directories on recent kernels (readdir fails with EINVAL on 6.18).
+  if (type == "webdav") return {"rclone", "davfs"};
   if (type == "nfs") return {"nfs"};
   if (type == "rclone") return {"rclone"};
   return {};
@@ -257,7 +259,7 @@ MountOptionPolicy defaultMountOptionPolicy() {
                  "follow_symlinks"}},
       {"davfs", {"dir_mode", "file_mode"}},
       {"rclone", {"bwlimit", "buffer-size", "dir-cache-time", "vfs-cache-mode", "vfs-read-chunk-size", "timeout",
-                  "contimeout", "low-level-retries"}},
+                  "contimeout", "low-level-retries", "transfers", "checkers"}},
       {"cifs", {"cache", "actimeo", "rsize", "wsize", "sec", "seal", "nounix", "noserverino", "iocharset", "echo_interval"}},
       {"nfs", {"soft", "hard", "timeo", "retrans", "rsize", "wsize", "proto", "nconnect", "actimeo", "noac", "sec"}},
   };
@@ -386,6 +388,7 @@ MountPlan planMount(const Volume& volume, const MountSecrets& secrets, const Mou
     }
     options.insert(options.end(), r.mountOptions.begin(), r.mountOptions.end());
     // -F /dev/null: none of root's ssh configuration (ProxyCommand, LocalCommand, ...) applies.
+    // Not in the foreground: sshfs -f mounts first and starts ssh with the first request, after the key file is gone.
     plan.args = {source, context.target, "-F", "/dev/null", "-o", joinOptions(options)};
   } else if (driver == "davfs") {
     plan.helper = "mount.davfs";
@@ -426,14 +429,22 @@ MountPlan planMount(const Volume& volume, const MountSecrets& secrets, const Mou
       for (const auto& o : r.rcloneOptions)
         if (!o.secret) line(o.name, o.value);
       for (const auto& [name, value] : secrets.rcloneOptions) line(name, value);
+      // rclone's sftp backend probes the server's shell and writes what it found back into the configuration file,
+      // secrets included, after zerobyted removed it: "none" runs no remote command and writes nothing.
+      const bool shellGiven = std::any_of(r.rcloneOptions.begin(), r.rcloneOptions.end(),
+                                          [](const RcloneOption& o) { return o.name == "shell_type"; });
+      if (r.rcloneType == "sftp" && !shellGiven) line("shell_type", "none");
     }
     plan.files.push_back({"rclone.conf", conf});
-    plan.args = {"mount", "zerobyte:" + path, context.target, "--config", context.fileDir + "/rclone.conf", "--daemon",
-                 "--cache-dir", context.cacheDir, "--vfs-cache-mode", "off", "--dir-cache-time", "30s", "--log-level", "NOTICE"};
-    if (!r.readWrite) plan.args.push_back("--read-only");
-    for (const auto* flag : {"nodev", "nosuid", "noexec"}) plan.args.insert(plan.args.end(), {"-o", flag});
-    if (volume.type == "webdav" && !r.tlsVerify) plan.args.push_back("--no-check-certificate");
-    for (const auto& option : r.mountOptions) plan.args.push_back("--" + option);
+    plan.serverHelper = "rclone";
+    plan.serverArgs = {"serve", "sftp", "--stdio", "zerobyte:" + path, "--config", context.fileDir + "/rclone.conf",
+                       "--cache-dir", context.cacheDir, "--log-level", "NOTICE"};
+    if (!r.readWrite) plan.serverArgs.push_back("--read-only");
+    if (volume.type == "webdav" && !r.tlsVerify) plan.serverArgs.push_back("--no-check-certificate");
+    for (const auto& option : r.mountOptions) plan.serverArgs.push_back("--" + option);
+    plan.helper = "sshfs";
+    plan.args = {"zerobyte:", context.target, "-f", "-o", "passive," + joinOptions(options)};
+    plan.foreground = true;
   } else if (driver == "cifs") {
     plan.helper = "mount.cifs";
     plan.kernelFileSystem = "cifs";

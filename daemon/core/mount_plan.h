@@ -15,8 +15,8 @@ namespace zerobyte::core {
 
 // directory, sftp, smb, webdav, nfs, rclone.
 bool isVolumeType(std::string_view type);
-// The drivers that can mount a volume type, the default first: sftp: sshfs; smb: cifs, rclone; webdav: davfs,
-// rclone; nfs: nfs; rclone: rclone. Empty for "directory".
+// The drivers that can mount a volume type, the default first: sftp: sshfs; smb: cifs, rclone; webdav: rclone,
+// davfs; nfs: nfs; rclone: rclone. Empty for "directory".
 std::vector<std::string> driversFor(std::string_view type);
 // The request and configuration fields a network volume type takes besides name, type, driver, group and the
 // common mount flags (read_write, auto_remount, keep_mounted, mount_options), in wire names.
@@ -63,6 +63,14 @@ struct MountPlan {
   std::optional<std::string> stdinSecret;  // sshfs password_stdin
   std::string kernelFileSystem;            // cifs, nfs: the file system the kernel must have
   bool fuse = false;                       // a FUSE file system (restic then ignores inode numbers)
+  // The helper stays in the foreground as long as the mount (the rclone bridge's sshfs -f -o passive): the mount is
+  // ready when it appears in the mount table and answers.
+  bool foreground = false;
+  // The rclone driver is a bridge: `serverHelper` (rclone serve sftp --stdio) serves the remote over SFTP on one end
+  // of a socket pair and `helper` (sshfs -f -o passive) mounts it from the other; both run as long as the mount.
+  // (rclone mount answers listxattr with EIO, and restic 0.14 then reads no file through it.)
+  std::string serverHelper;
+  std::vector<std::string> serverArgs;
 };
 
 // What planMount needs besides the volume: the mount point, a directory for the files (no ',' in either: they end

@@ -12,6 +12,7 @@
 #include <libmount/libmount.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -23,9 +24,12 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 namespace zerobyte::mount {
 namespace {
+
+namespace fs = std::filesystem;
 
 constexpr size_t kMaxHelperLines = 40;
 constexpr size_t kMaxHelperLineBytes = 1024;
@@ -83,7 +87,8 @@ void removeFileDirectory(const std::string& dir) {
     }
     ::unlink(path.c_str());
   }
-  ::rmdir(dir.c_str());
+  // Whatever a helper made there itself (a directory under HOME).
+  fs::remove_all(dir, ec);
 }
 
 std::string randomSuffix() {
@@ -378,9 +383,16 @@ void Mounter::doMount(const core::Volume& volume, const std::string& target, boo
     context.target = target;
     context.fileDir = fileDir;
     context.cacheDir = m_settings.cacheDirectory + "/" + volume.id;
-    makeDirectories(context.cacheDir, 0700);
+    // Traversable: davfs2 runs as its own user in its cache directory below.
+    makeDirectories(m_settings.cacheDirectory, 0711);
+    makeDirectory(context.cacheDir, 0700);
     if (volume.remote.driver == "davfs") {
-      // davfs2 drops to its own user and group and wants its cache directory group-writable by davfs2.
+      // davfs2 drops to its own user and group and wants its cache directory group-writable by davfs2; it must
+      // also pass through the cache root (traverse only, as for the per-user restic caches below it).
+      const std::string cacheRoot = fs::path(m_settings.cacheDirectory).parent_path();
+      struct stat root {};
+      if (::stat(cacheRoot.c_str(), &root) == 0 && root.st_uid == 0 && (root.st_mode & 0011) != 0011)
+        ::chmod(cacheRoot.c_str(), (root.st_mode & 07777) | 0011);
       if (struct group* g = ::getgrnam("davfs2")) {
         if (::chown(context.cacheDir.c_str(), 0, g->gr_gid) < 0 || ::chmod(context.cacheDir.c_str(), 0775) < 0)
           throw Error(ErrorCode::Failed, errnoText("cannot prepare davfs2's cache directory " + context.cacheDir, errno));
@@ -392,72 +404,78 @@ void Mounter::doMount(const core::Volume& volume, const std::string& target, boo
       if (name == "pass" || name == "password" || (name.size() > 5 && (name.ends_with("_pass") || name.ends_with("_password"))))
         value = rcloneObscure(value);
     core::MountPlan plan = core::planMount(volume, secrets, context);
-    std::string helper = process::findExecutable(plan.helper, m_settings.helperPath);
-    if (helper.empty())
-      throw Error(ErrorCode::Failed, "the mount helper " + plan.helper + " for the " + volume.remote.driver +
-                                         " driver is not installed (looked in " + m_settings.helperPath + "); install " +
-                                         packageOf(plan.helper));
+    auto locate = [this, &volume](const std::string& program) {
+      std::string path = process::findExecutable(program, m_settings.helperPath);
+      if (path.empty())
+        throw Error(ErrorCode::Failed, "the mount helper " + program + " for the " + volume.remote.driver +
+                                           " driver is not installed (looked in " + m_settings.helperPath + "); install " +
+                                           packageOf(program));
+      return path;
+    };
+    const std::string helper = locate(plan.helper);
+    const std::string server = plan.serverHelper.empty() ? std::string() : locate(plan.serverHelper);
     for (const auto& file : plan.files) writeSecretFile(fileDir + "/" + file.name, file.content);
 
-    process::ProcessSpec spec;
-    spec.argv.push_back(helper);
-    spec.argv.insert(spec.argv.end(), plan.args.begin(), plan.args.end());
-    spec.env = {"PATH=" + m_settings.helperPath, "HOME=" + fileDir, "LANG=C.UTF-8", "LC_ALL=C.UTF-8"};
-    if (plan.stdinSecret) spec.secrets.emplace_back(0, *plan.stdinSecret);
-    spec.timeout = m_settings.timeout;
-    spec.killGrace = kHelperKillGrace;
-
-    auto output = std::make_shared<std::vector<std::string>>();
-    auto collect = [output](std::string_view line) {
+    auto environment = [this, &fileDir] {
+      return std::vector<std::string>{"PATH=" + m_settings.helperPath, "HOME=" + fileDir, "LANG=C.UTF-8", "LC_ALL=C.UTF-8"};
+    };
+    // One mount attempt, shared by the helpers' callbacks and the readiness poll; settle() drops what it holds
+    // (on the next iteration: it may run inside one of them), so nothing keeps it alive but running helpers.
+    struct Attempt {
+      bool settled = false;
+      std::vector<std::string> output;
+      std::vector<std::shared_ptr<process::Process>> processes;
+      std::unique_ptr<loop::TimerSource> poll;
+      std::function<void()> pollOnce;
+      uint64_t deadlineUsec = 0;
+    };
+    auto attempt = std::make_shared<Attempt>();
+    auto collect = [attempt](std::string_view line) {
       if (line.empty()) return;
-      if (output->size() >= kMaxHelperLines) output->erase(output->begin());
-      output->push_back(log::sanitize(line.substr(0, kMaxHelperLineBytes)));
+      if (attempt->output.size() >= kMaxHelperLines) attempt->output.erase(attempt->output.begin());
+      attempt->output.push_back(log::sanitize(line.substr(0, kMaxHelperLineBytes)));
     };
-    process::ProcessCallbacks callbacks;
-    callbacks.onStdoutLine = collect;
-    callbacks.onStderrLine = collect;
-    auto timeout = m_settings.timeout;
     const std::string description = core::describeRemote(volume);
-    auto entryState = [this, id](const char* state) {
-      if (auto it = m_entries.find(id); it != m_entries.end()) {
-        it->second->status.state = state;
-        changed(id);
-      }
-    };
-    callbacks.onExit = [this, id, target, fileDir, output, plan, helper, timeout, description, volume, done,
-                        entryState](const process::ProcessResult& result) {
+    const std::string what = plan.serverHelper.empty() ? plan.helper : plan.serverHelper + " and " + plan.helper;
+    const auto timeout = m_settings.timeout;
+
+    // Exactly once: the files go, and the mount either is there or everything started for it is stopped.
+    auto settle = [this, id, target, fileDir, attempt, description, what, volume, done, plan](std::optional<std::string> failure,
+                                                                                               bool timedOut) {
+      if (attempt->settled) return;
+      attempt->settled = true;
+      m_loop.post([attempt] {
+        attempt->poll.reset();
+        attempt->pollOnce = nullptr;
+        attempt->processes.clear();
+      });
       removeFileDirectory(fileDir);
       m_helpers.erase(std::remove_if(m_helpers.begin(), m_helpers.end(), [](const auto& p) { return !p->running(); }),
                       m_helpers.end());
       auto it = m_entries.find(id);
-      std::optional<Error> failure;
-      if (!result.success()) {
-        std::string message = "mounting volume \"" + volume.name + "\" (" + description + ") with " + plan.helper + " failed: ";
-        if (result.timedOut)
-          message += plan.helper + " did not finish within " + std::to_string(timeout.count()) + " s and was killed";
-        else if (result.cancelled)
-          message += "cancelled";
-        else
-          message += result.describe();
-        if (!output->empty()) message += ": " + lastLines(*output, 4);
-        if (!plan.kernelFileSystem.empty() && !kernelHasFileSystem(plan.kernelFileSystem))
-          message += "; this kernel has no " + plan.kernelFileSystem + " file system (not in /proc/filesystems: its module is "
-                     "not loaded or not available)" +
-                     (plan.kernelFileSystem == "cifs" ? std::string("; use --driver rclone for smb") : std::string());
-        failure = Error(ErrorCode::MountFailed, message);
-      } else if (!isMountPoint(target)) {
-        failure = Error(ErrorCode::MountFailed, "mounting volume \"" + volume.name + "\": " + plan.helper +
-                                               " reported success but nothing is mounted at " + target +
-                                               (output->empty() ? std::string() : ": " + lastLines(*output, 4)));
-      }
+      if (!failure && !isMountPoint(target))
+        failure = what + " reported success but nothing is mounted at " + target;
       if (failure) {
+        for (auto& p : attempt->processes)
+          if (p->running()) p->cancel();
+        std::string message = "mounting volume \"" + volume.name + "\" (" + description + ") with " + what + " failed: " + *failure;
+        if (!attempt->output.empty()) message += ": " + lastLines(attempt->output, 4);
+        // sshfs keeps ssh's own words (a changed host key, a refused login) to itself.
+        if (volume.type == "sftp" && !timedOut)
+          message += "; ssh could not log in: check host, port, user, the key or password, and that known_hosts holds this "
+                     "server's key (ssh-keyscan -p PORT HOST)";
+        if (!timedOut && !plan.kernelFileSystem.empty() && !kernelHasFileSystem(plan.kernelFileSystem))
+          message += "; this kernel has no " + plan.kernelFileSystem +
+                     " file system (not in /proc/filesystems: its module is not loaded or not available)" +
+                     (plan.kernelFileSystem == "cifs" ? std::string("; use --driver rclone for smb") : std::string());
         ::rmdir(target.c_str());
         if (it != m_entries.end()) {
           it->second->status.state = "failed";
-          setError(*it->second, failure->what());
+          setError(*it->second, message);
+          changed(id);
         }
-        log::warning(failure->what());
-        return done(std::move(failure));
+        log::warning(message);
+        return done(Error(ErrorCode::MountFailed, message));
       }
       if (it != m_entries.end()) {
         Entry& e = *it->second;
@@ -467,13 +485,107 @@ void Mounter::doMount(const core::Volume& volume, const std::string& target, boo
         e.status.lastCheck = e.status.mountedAt;
         e.status.lastCheckOk = true;
         record(e);
+        changed(id);
       }
-      log::info("volume \"" + volume.name + "\" (" + description + ") mounted at " + target + " with " + plan.helper);
-      entryState("mounted");
+      log::info("volume \"" + volume.name + "\" (" + description + ") mounted at " + target + " with " + what);
       done(std::nullopt);
     };
-    entryState("mounting");
-    m_helpers.push_back(m_runner.start(std::move(spec), std::move(callbacks)));
+    auto describeExit = [timeout](const std::string& program, const process::ProcessResult& result) {
+      if (result.timedOut) return program + " did not finish within " + std::to_string(timeout.count()) + " s and was killed";
+      if (result.cancelled) return program + " was stopped";
+      return program + " ended with " + result.describe();
+    };
+
+    if (!plan.foreground) {
+      // The helper mounts, daemonizes what serves the mount, and exits.
+      process::ProcessSpec spec;
+      spec.argv.push_back(helper);
+      spec.argv.insert(spec.argv.end(), plan.args.begin(), plan.args.end());
+      spec.env = environment();
+      if (plan.stdinSecret) spec.secrets.emplace_back(0, *plan.stdinSecret);
+      spec.timeout = timeout;
+      spec.killGrace = kHelperKillGrace;
+      process::ProcessCallbacks callbacks;
+      callbacks.onStdoutLine = collect;
+      callbacks.onStderrLine = collect;
+      callbacks.onExit = [settle, describeExit, helperName = plan.helper](const process::ProcessResult& result) {
+        if (result.success()) return settle(std::nullopt, false);
+        settle(describeExit(helperName, result), result.timedOut);
+      };
+      if (auto it = m_entries.find(id); it != m_entries.end()) {
+        it->second->status.state = "mounting";
+        changed(id);
+      }
+      attempt->processes.push_back(m_runner.start(std::move(spec), std::move(callbacks)));
+      m_helpers.push_back(attempt->processes.back());
+      return;
+    }
+
+    // In the foreground: the helper (and for a bridge the server, which speaks SFTP on one end of a socket pair
+    // while sshfs mounts from the other) runs as long as the mount; it is ready when it appears in the mount table.
+    int pair[2] = {-1, -1};
+    if (!plan.serverHelper.empty() && ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
+      throw Error(ErrorCode::Failed, errnoText("cannot create a socket pair", errno));
+    auto closePair = [&pair] {
+      for (int& fd : pair)
+        if (fd >= 0) ::close(std::exchange(fd, -1));
+    };
+    auto startSide = [&](const std::string& program, const std::vector<std::string>& args, int fd, const std::string& name) {
+      process::ProcessSpec spec;
+      spec.argv.push_back(program);
+      spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+      spec.env = environment();
+      spec.stdioFd = fd;
+      if (fd < 0 && plan.stdinSecret) spec.secrets.emplace_back(0, *plan.stdinSecret);
+      spec.killGrace = kHelperKillGrace;
+      process::ProcessCallbacks callbacks;
+      callbacks.onStderrLine = collect;
+      callbacks.onExit = [settle, describeExit, name, attempt, volumeName = volume.name](const process::ProcessResult& result) {
+        if (attempt->settled) {
+          // After the mount: it was unmounted (the usual end), or it died and the next check finds it dead.
+          if (!result.success())
+            log::notice("volume \"" + volumeName + "\": " + describeExit(name, result) +
+                        (attempt->output.empty() ? std::string() : ": " + lastLines(attempt->output, 4)));
+          return;
+        }
+        settle(describeExit(name, result) + " before the mount was ready", false);
+      };
+      attempt->processes.push_back(m_runner.start(std::move(spec), std::move(callbacks)));
+      m_helpers.push_back(attempt->processes.back());
+    };
+    try {
+      if (!plan.serverHelper.empty()) startSide(server, plan.serverArgs, pair[0], plan.serverHelper);
+      startSide(helper, plan.args, pair[1], plan.helper);
+    } catch (...) {
+      closePair();
+      for (auto& p : attempt->processes) p->cancel();
+      throw;
+    }
+    closePair();
+    if (auto it = m_entries.find(id); it != m_entries.end()) {
+      it->second->status.state = "mounting";
+      changed(id);
+    }
+    attempt->deadlineUsec = loop::EventLoop::nowUsec() + static_cast<uint64_t>(timeout.count()) * 1000000;
+    std::weak_ptr<Attempt> weak = attempt;
+    attempt->pollOnce = [this, weak, settle, target, timeout, what] {
+      auto a = weak.lock();
+      if (!a || a->settled) return;
+      if (isMountPoint(target)) {
+        // sshfs mounts before its first request reaches the server side: ready once the root answers (and only
+        // then has rclone read the configuration file that settle() removes).
+        return probe(target, 0, [settle](std::optional<std::string> failure, std::vector<std::string>) {
+          if (failure) return settle("the mount does not answer: " + *failure, false);
+          settle(std::nullopt, false);
+        });
+      }
+      if (loop::EventLoop::nowUsec() >= a->deadlineUsec)
+        return settle(what + " did not mount within " + std::to_string(timeout.count()) + " s and was stopped", true);
+      a->poll = std::make_unique<loop::TimerSource>(m_loop, std::chrono::milliseconds(100), [weak] {
+        if (auto again = weak.lock(); again && again->pollOnce) again->pollOnce();
+      });
+    };
+    attempt->pollOnce();
   } catch (const Error& e) {
     if (!fileDir.empty()) removeFileDirectory(fileDir);
     ::rmdir(target.c_str());
@@ -603,6 +715,11 @@ void Mounter::test(const core::Volume& volume, size_t limit,
 // ---- start, watch, shutdown ----
 
 void Mounter::start(const std::vector<core::Volume>& volumes) {
+  // Nothing of a mount outlives it: what a crash left in the credentials directory goes first.
+  {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(m_settings.credentialsDirectory, ec)) removeFileDirectory(entry.path());
+  }
   auto owner = [&volumes](const std::string& id) -> const core::Volume* {
     for (const auto& v : volumes)
       if (v.id == id && v.isNetwork()) return &v;

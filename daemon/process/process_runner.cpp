@@ -108,12 +108,15 @@ struct SecretFds {
       fd = moved;
     }
   };
+  int stdio = spec.stdioFd;
+  moveUp(stdio);
   moveUp(devnull);
   moveUp(outFd);
   moveUp(errFd);
   moveUp(statusFd);
   for (size_t i = 0; i < secrets.count; ++i) moveUp(secrets.source[i]);
   if (dup2(devnull, 0) < 0 || dup2(outFd, 1) < 0 || dup2(errFd, 2) < 0) fail(6);
+  if (stdio >= 0 && (dup2(stdio, 0) < 0 || dup2(stdio, 1) < 0)) fail(6);
   // dup2 leaves the new fd without close-on-exec: the secrets survive exec, nothing else below 10 does.
   // A secret given as fd 0 replaces /dev/null as stdin (e.g. sshfs -o password_stdin).
   for (size_t i = 0; i < secrets.count; ++i)

@@ -39,6 +39,9 @@ struct ProcessSpec {
   // A child that stays root keeps only these capabilities (bit N = capability N, as in <linux/capability.h>);
   // unset: all of the daemon's.
   std::optional<uint64_t> capabilities;
+  // When set: the child's stdin and stdout are this fd (one end of a socketpair that connects two children, e.g.
+  // sshfs -o passive and rclone serve sftp --stdio); onStdoutLine then sees nothing. The caller closes its copy.
+  int stdioFd = -1;
   std::chrono::seconds timeout{0};     // 0: none; then cancelled as by cancel()
   std::chrono::seconds killGrace{10};  // SIGTERM, then SIGKILL after this
 };

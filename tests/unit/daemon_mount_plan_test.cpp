@@ -154,15 +154,18 @@ TEST(MountPlan, DavfsQuotesTheSecretsFileAndKeysItByTheMountPoint) {
   core::VolumeRemote r;
   r.url = "https://dav.example/remote.php/webdav/";
   r.user = "bob";
+  core::VolumeRemote byDefault = r;
+  core::validateRemote("webdav", byDefault, kPassword, core::defaultMountOptionPolicy());
+  EXPECT_EQ(byDefault.driver, "rclone");
+  r.driver = "davfs";
   core::validateRemote("webdav", r, kPassword, core::defaultMountOptionPolicy());
-  EXPECT_EQ(r.driver, "davfs");
   MountSecrets secrets;
-  secrets.password = "a \"quoted\" \\ pass";
+  secrets.password = "a \"quoted\" \\ it's";
   MountPlan plan = core::planMount(volume("webdav", r), secrets, kContext);
   EXPECT_EQ(plan.helper, "mount.davfs");
   EXPECT_EQ(plan.args, (std::vector<std::string>{"https://dav.example/remote.php/webdav/", "/run/zerobyte/mounts/v1", "-o",
                                                   "ro,nodev,nosuid,noexec,conf=/run/zerobyte/mount-credentials/v1-x/davfs2.conf"}));
-  EXPECT_EQ(fileContent(plan, "davfs2.secrets"), "/run/zerobyte/mounts/v1 \"bob\" \"a \\\"quoted\\\" \\\\ pass\"\n");
+  EXPECT_EQ(fileContent(plan, "davfs2.secrets"), "/run/zerobyte/mounts/v1 \"bob\" \"a \\\"quoted\\\" \\\\ it\\'s\"\n");
   EXPECT_EQ(fileContent(plan, "davfs2.conf"),
             "cache_dir /var/cache/zerobyte/mounts/v1\nuse_locks 0\nask_auth 0\nsecrets /run/zerobyte/mount-credentials/v1-x/davfs2.secrets\n");
 }
@@ -180,15 +183,17 @@ TEST(MountPlan, RcloneGetsItsRemoteFromAConfigFileWithTheObscuredPassword) {
   secrets.password = "plain";
   secrets.obscuredPassword = "OBSCURED";
   MountPlan plan = core::planMount(volume("smb", r), secrets, kContext);
-  EXPECT_EQ(plan.helper, "rclone");
+  // rclone serves SFTP on a socket pair, sshfs mounts it: no network hop, no secret on either side's argv.
+  EXPECT_EQ(plan.serverHelper, "rclone");
+  EXPECT_EQ(plan.helper, "sshfs");
   EXPECT_EQ(fileContent(plan, "rclone.conf"),
             "[zerobyte]\ntype = smb\nhost = 127.0.0.1\nport = 4445\nuser = zbsmb\npass = OBSCURED\n");
-  const std::vector<std::string> expected = {
-      "mount", "zerobyte:share/docs", "/run/zerobyte/mounts/v1", "--config", "/run/zerobyte/mount-credentials/v1-x/rclone.conf",
-      "--daemon", "--cache-dir", "/var/cache/zerobyte/mounts/v1", "--vfs-cache-mode", "off", "--dir-cache-time", "30s",
-      "--log-level", "NOTICE", "--read-only", "-o", "nodev", "-o", "nosuid", "-o", "noexec"};
-  EXPECT_EQ(plan.args, expected);
-  for (const auto& a : plan.args) EXPECT_EQ(a.find("plain"), std::string::npos);
+  const std::vector<std::string> server = {
+      "serve", "sftp", "--stdio", "zerobyte:share/docs", "--config", "/run/zerobyte/mount-credentials/v1-x/rclone.conf",
+      "--cache-dir", "/var/cache/zerobyte/mounts/v1", "--log-level", "NOTICE", "--read-only"};
+  EXPECT_EQ(plan.serverArgs, server);
+  EXPECT_EQ(plan.args, (std::vector<std::string>{"zerobyte:", "/run/zerobyte/mounts/v1", "-f", "-o", "passive,ro,nodev,nosuid,noexec"}));
+  for (const auto& a : plan.serverArgs) EXPECT_EQ(a.find("plain"), std::string::npos);
 
   core::VolumeRemote remote;
   remote.rcloneType = "sftp";
@@ -198,8 +203,8 @@ TEST(MountPlan, RcloneGetsItsRemoteFromAConfigFileWithTheObscuredPassword) {
   MountSecrets rs;
   rs.rcloneOptions = {{"pass", "OBSCURED2"}};
   MountPlan rplan = core::planMount(volume("rclone", remote), rs, kContext);
-  EXPECT_EQ(fileContent(rplan, "rclone.conf"), "[zerobyte]\ntype = sftp\nhost = 127.0.0.1\nuser = zb\npass = OBSCURED2\n");
-  EXPECT_EQ(rplan.args[1], "zerobyte:data");
+  EXPECT_EQ(fileContent(rplan, "rclone.conf"), "[zerobyte]\ntype = sftp\nhost = 127.0.0.1\nuser = zb\npass = OBSCURED2\nshell_type = none\n");
+  EXPECT_EQ(rplan.serverArgs[3], "zerobyte:data");
 }
 
 TEST(MountPlan, EveryValueThatWouldReachAnOptionStringIsValidated) {
@@ -265,6 +270,7 @@ TEST(MountPlan, EveryValueThatWouldReachAnOptionStringIsValidated) {
   expectParameter("webdav", dav, {}, "url", "http://");
   dav.url = "https://dav.example/";
   dav.tlsVerify = false;
+  dav.driver = "davfs";
   expectParameter("webdav", dav, {}, "tls_verify", "rclone driver");
 
   core::VolumeRemote rc;
