@@ -1,4 +1,5 @@
 // zerobytectl volume: create, list, show and delete volumes (the data to back up).
+#include "common/errors.h"
 #include "ctl/commands.h"
 #include "ctl/output.h"
 #include "ctl/password.h"
@@ -32,6 +33,8 @@ void setIf(nlohmann::json& p, const char* key, const std::string& value) {
 }
 
 nlohmann::json createParameters(const VolumeOptions& o) {
+  if (o.type == "directory" && o.path.empty())
+    throw Error(ErrorCode::InvalidArgument, "a directory volume needs --path DIR (the directory to back up)");
   nlohmann::json p = {{"name", o.name}, {"type", o.type}};
   if (o.type == "directory" || !o.path.empty()) p["path"] = o.path.empty() ? o.path : absolutePath(o.path);
   setIf(p, "group", o.group);

@@ -858,6 +858,7 @@ void Service::recover() {
 
 void Service::shutdown(std::function<void()> done) {
   m_stopping = true;
+  m_mounter->beginShutdown();
   m_shutdownDone = std::move(done);
   std::vector<uint64_t> ids;
   for (const auto& [id, a] : m_jobs) ids.push_back(id);

@@ -311,6 +311,7 @@ void Service::startMounts() {
     return std::nullopt;
   };
   m_mounter->onChanged = [this](const std::string&) { resourcesChanged(); };
+  m_mounter->onHelperEnded = [this] { checkShutdownDone(); };
   m_mounter->start(allVolumes());
 }
 

@@ -66,8 +66,31 @@ constexpr KeySpec kDaemonKeys[] = {
 
 constexpr KeySpec kVolumeKeys[] = {
     {"name", "a volume name", true},
-    {"type", "a volume type (directory)"},
-    {"path", "the absolute path of the directory to back up", true},
+    {"type", "a volume type: directory, sftp, smb, webdav, nfs or rclone"},
+    {"path", "the absolute path of the directory to back up"},
+    {"driver", "a driver for the type (sftp: sshfs; smb: cifs, rclone; webdav: rclone, davfs; nfs: nfs; rclone: rclone)"},
+    {"host", "the server's host name or address"},
+    {"port", "a port from 1 to 65535"},
+    {"user", "a user name"},
+    {"remote_path", "the path on the server (nfs: the export)"},
+    {"share", "an SMB share name"},
+    {"domain", "an SMB domain"},
+    {"smb_version", "one of 2.0, 2.1, 3.0, 3.02, 3.1.1"},
+    {"guest", "true or false"},
+    {"url", "a WebDAV URL (http:// or https://, without credentials)"},
+    {"tls_verify", "true or false"},
+    {"nfs_version", "one of 3, 4, 4.1, 4.2"},
+    {"known_hosts", "the server's known_hosts line(s)"},
+    {"host_key_check", "true or false"},
+    {"password", "a password reference (file:///path, env://NAME or credential://NAME)"},
+    {"private_key", "a private key reference (file:///path, env://NAME or credential://NAME)"},
+    {"rclone_type", "an rclone backend name"},
+    {"rclone_options", "a map of rclone option names to values"},
+    {"rclone_secrets", "a map of rclone option names to secret references"},
+    {"mount_options", "a list of NAME or NAME=VALUE mount options the driver allows"},
+    {"read_write", "true or false"},
+    {"auto_remount", "true or false"},
+    {"keep_mounted", "true or false"},
 };
 
 constexpr KeySpec kRepositoryKeys[] = {
@@ -256,6 +279,7 @@ class Loader {
       report(documents[1].Mark(),
              "the file holds more than one YAML document (a second '---'); put all settings in one document");
     if (!documents.empty()) readTopLevel(documents[0], config);
+    checkDeclaredVolumes(config);
     finish();
     return config;
   }
@@ -572,21 +596,130 @@ class Loader {
       core::Volume volume;
       volume.declared = true;
       volume.ownerUid = 0;
+      DeclaredVolume declared;
+      declared.mark = map.Mark();
+      declared.context = context;
+      auto& r = volume.remote;
+      auto text = [&](const Entry& entry, std::string& out) {
+        if (auto value = scalar(entry)) out = *value;
+      };
       forEachEntry(map, context, kVolumeKeys, [&](const Entry& entry) {
-        if (entry.name() == "name") {
+        const std::string_view key = entry.name();
+        if (key != "name" && key != "type" && key != "path") declared.networkKeys.push_back(std::string(key));
+        if (key == "name") {
           if (auto name = resourceName(entry)) {
             checkUnique(firstLines, *name, entry, "volume");
             volume.name = *name;
           }
-        } else if (entry.name() == "type") {
-          resourceType(entry, "directory", "volume", volume.type);
-        } else if (entry.name() == "path") {
+        } else if (key == "type") {
+          if (auto type = scalar(entry)) {
+            if (core::isVolumeType(*type)) volume.type = *type;
+            else reportExpected(entry, entry.spec.expected);
+          }
+        } else if (key == "path") {
+          declared.hasPath = true;
           if (auto path = absolutePath(entry)) volume.path = *path;
+        } else if (key == "driver") {
+          text(entry, r.driver);
+        } else if (key == "host") {
+          text(entry, r.host);
+        } else if (key == "port") {
+          unsigned port = 0;
+          integer(entry, 1, 65535, port);
+          r.port = port;
+        } else if (key == "user") {
+          text(entry, r.user);
+        } else if (key == "remote_path") {
+          text(entry, r.remotePath);
+        } else if (key == "share") {
+          text(entry, r.share);
+        } else if (key == "domain") {
+          text(entry, r.domain);
+        } else if (key == "smb_version") {
+          text(entry, r.smbVersion);
+        } else if (key == "guest") {
+          boolean(entry, r.guest);
+        } else if (key == "url") {
+          text(entry, r.url);
+        } else if (key == "tls_verify") {
+          boolean(entry, r.tlsVerify);
+        } else if (key == "nfs_version") {
+          text(entry, r.nfsVersion);
+        } else if (key == "known_hosts") {
+          text(entry, r.knownHosts);
+        } else if (key == "host_key_check") {
+          boolean(entry, r.hostKeyCheck);
+        } else if (key == "password") {
+          readPassword(entry, volume.passwordRef);
+        } else if (key == "private_key") {
+          readPassword(entry, volume.privateKeyRef);
+        } else if (key == "rclone_type") {
+          text(entry, r.rcloneType);
+        } else if (key == "rclone_options" || key == "rclone_secrets") {
+          if (!entry.value.IsMap()) return reportExpected(entry, entry.spec.expected);
+          const bool secret = key == "rclone_secrets";
+          for (const auto& pair : entry.value) {
+            if (!pair.first.IsScalar() || !pair.second.IsScalar()) {
+              report(pair.first.Mark(), entry.field + ": expected NAME: VALUE pairs");
+              continue;
+            }
+            if (secret) {
+              if (auto problem = passwordReferenceProblem(pair.second.Scalar())) {
+                report(pair.second.Mark(), entry.field + "." + pair.first.Scalar() + ": " + *problem);
+                continue;
+              }
+            }
+            r.rcloneOptions.push_back({pair.first.Scalar(), pair.second.Scalar(), secret});
+          }
+        } else if (key == "mount_options") {
+          if (auto v = stringList(entry, [](const std::string&) {})) r.mountOptions = *v;
+        } else if (key == "read_write") {
+          boolean(entry, r.readWrite);
+        } else if (key == "auto_remount") {
+          boolean(entry, r.autoRemount);
+        } else if (key == "keep_mounted") {
+          boolean(entry, r.keepMounted);
         }
       });
       volume.id = std::string(kDeclaredIdPrefix) + volume.name;
+      declared.index = volumes.size();
+      m_declaredVolumes.push_back(std::move(declared));
       volumes.push_back(std::move(volume));
     });
+  }
+
+  // After the whole file (the daemon's mount option allow-list may come after the volumes): each declared volume's
+  // fields checked for its type, reported at its entry.
+  void checkDeclaredVolumes(Config& config) {
+    for (const auto& d : m_declaredVolumes) {
+      core::Volume& v = config.volumes[d.index];
+      if (v.type == "directory") {
+        if (!d.hasPath) report(d.mark, d.context + ": the key \"path\" is missing; expected the absolute path of the directory to back up");
+        if (!d.networkKeys.empty())
+          report(d.mark, d.context + ": \"" + d.networkKeys.front() + "\" does not apply to a directory volume (it takes path)");
+        continue;
+      }
+      if (d.hasPath) {
+        report(d.mark, d.context + ": a " + v.type + " volume has no path (use remote_path for the path on the server)");
+        continue;
+      }
+      const auto fields = core::fieldsOf(v.type);
+      static const std::vector<std::string> common = {"driver", "mount_options", "read_write", "auto_remount", "keep_mounted"};
+      bool ok = true;
+      for (const auto& key : d.networkKeys) {
+        const std::string base = key == "rclone_secrets" ? "rclone_options" : key;
+        if (std::find(fields.begin(), fields.end(), base) == fields.end() && std::find(common.begin(), common.end(), key) == common.end()) {
+          report(d.mark, d.context + ": \"" + key + "\" does not apply to a " + v.type + " volume");
+          ok = false;
+        }
+      }
+      if (!ok) continue;
+      try {
+        core::validateRemote(v.type, v.remote, {!v.passwordRef.empty(), !v.privateKeyRef.empty()}, config.daemon.mountOptions);
+      } catch (const Error& e) {
+        report(d.mark, d.context + ": " + e.what());
+      }
+    }
   }
 
   void readRepositories(const YAML::Node& list, std::vector<core::Repository>& repositories) {
@@ -760,6 +893,14 @@ class Loader {
     out = entry.value.Scalar();
   }
 
+  struct DeclaredVolume {
+    YAML::Mark mark;
+    std::string context;
+    size_t index = 0;
+    bool hasPath = false;
+    std::vector<std::string> networkKeys;  // the keys given besides name, type and path
+  };
+  std::vector<DeclaredVolume> m_declaredVolumes;
   std::string m_fileName;
   std::vector<Diagnostic> m_diagnostics;
 };

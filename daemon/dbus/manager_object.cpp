@@ -53,8 +53,11 @@ void ManagerObject::GetStatus(sdbus::Result<Vardict>&& result, Vardict options) 
 void ManagerObject::CreateVolume(sdbus::Result<sdbus::ObjectPath>&& result, std::string name, std::string type,
                                  std::string path, Vardict options) {
   guarded([&] {
+    // Network volumes have no path ("" here): their fields come in the options.
+    json params = {{"name", name}, {"type", type}};
+    if (!path.empty() || type == "directory") params["path"] = path;
     m_tree.call<sdbus::ObjectPath>(
-        "CreateVolume", {{"name", name}, {"type", type}, {"path", path}}, options, std::move(result),
+        "CreateVolume", std::move(params), options, std::move(result),
         [](auto& r, const json& reply) { r.returnResults(sdbus::ObjectPath(volumePath(reply.at("volume").at("id").get<std::string>()))); });
   });
 }

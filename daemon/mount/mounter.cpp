@@ -508,7 +508,8 @@ void Mounter::doMount(const core::Volume& volume, const std::string& target, boo
       process::ProcessCallbacks callbacks;
       callbacks.onStdoutLine = collect;
       callbacks.onStderrLine = collect;
-      callbacks.onExit = [settle, describeExit, helperName = plan.helper](const process::ProcessResult& result) {
+      callbacks.onExit = [this, settle, describeExit, helperName = plan.helper](const process::ProcessResult& result) {
+        if (onHelperEnded) m_loop.post(onHelperEnded);
         if (result.success()) return settle(std::nullopt, false);
         settle(describeExit(helperName, result), result.timedOut);
       };
@@ -540,7 +541,8 @@ void Mounter::doMount(const core::Volume& volume, const std::string& target, boo
       spec.killGrace = kHelperKillGrace;
       process::ProcessCallbacks callbacks;
       callbacks.onStderrLine = collect;
-      callbacks.onExit = [settle, describeExit, name, attempt, volumeName = volume.name](const process::ProcessResult& result) {
+      callbacks.onExit = [this, settle, describeExit, name, attempt, volumeName = volume.name](const process::ProcessResult& result) {
+        if (onHelperEnded) m_loop.post(onHelperEnded);
         if (attempt->settled) {
           // After the mount: it was unmounted (the usual end), or it died and the next check finds it dead.
           if (!result.success())
@@ -606,8 +608,12 @@ void Mounter::probe(const std::string& path, size_t listLimit,
                     std::function<void(std::optional<std::string>, std::vector<std::string>)> done) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) return done(errnoText("cannot create a pipe", errno), {});
-  // The path is copied before fork: the child allocates nothing.
+  // The paths are made before fork: the child allocates nothing. A name that cannot be in any cache (sshfs's, the
+  // kernel's attribute cache) makes the check reach the server: a server that stopped answering hangs it.
   auto pathCopy = std::make_shared<std::string>(path);
+  static uint64_t probes = 0;
+  auto uncached = std::make_shared<std::string>(path + "/.zerobyte-check-" + std::to_string(::getpid()) + "-" +
+                                                std::to_string(++probes) + "-" + randomSuffix());
   pid_t pid = ::fork();
   if (pid < 0) {
     int error = errno;
@@ -624,6 +630,7 @@ void Mounter::probe(const std::string& path, size_t listLimit,
     alignas(8) static char buffer[32768];
     long n = ::syscall(SYS_getdents64, dir, buffer, sizeof(buffer));
     if (n < 0) _exit(errno & 0xff);
+    if (::stat(uncached->c_str(), &st) < 0 && errno != ENOENT) _exit(errno & 0xff);
     size_t listed = 0;
     for (long offset = 0; offset < n && listed < listLimit;) {
       // struct linux_dirent64 { u64 ino; s64 off; u16 reclen; u8 type; char name[]; }
@@ -767,6 +774,7 @@ void Mounter::start(const std::vector<core::Volume>& volumes) {
 
 void Mounter::onMountTableChanged() {
   if (m_monitor) mnt_monitor_event_cleanup(m_monitor);
+  if (m_stopping) return;
   for (auto& [id, e] : m_entries) {
     if (e->status.state != "mounted" || e->busy || e->status.path.empty()) continue;
     if (isMountPoint(e->status.path)) continue;
@@ -803,9 +811,14 @@ void Mounter::periodicCheck() {
   armPeriodic();
 }
 
-void Mounter::shutdown(std::function<void()> done) {
+void Mounter::beginShutdown() {
   m_stopping = true;
   m_periodic.reset();
+  m_monitorSource.reset();
+}
+
+void Mounter::shutdown(std::function<void()> done) {
+  beginShutdown();
   for (auto& helper : m_helpers)
     if (helper->running()) helper->cancel();
   for (auto& [id, e] : m_entries)

@@ -60,6 +60,8 @@ class Mounter {
   std::function<core::MountSecrets(const core::Volume&)> resolveSecrets;
   std::function<std::optional<core::Volume>(const std::string& id)> findVolume;
   std::function<void(const std::string& volumeId)> onChanged;
+  // Told when one of its helpers ends (a stopping daemon waits for every child).
+  std::function<void()> onHelperEnded;
 
   const MounterSettings& settings() const { return m_settings; }
   void setSettings(MounterSettings settings);
@@ -85,7 +87,9 @@ class Mounter {
   // At start: what the last run left mounted under the mount directory is unmounted unless a kept volume owns it,
   // stale records go, and kept volumes are mounted. Then watches the mount table and checks periodically.
   void start(const std::vector<core::Volume>& volumes);
-  // At SIGTERM: unmounts everything it mounted; `done` runs when every helper has ended.
+  // At SIGTERM, first: no new mount, no check, no remount (the bridges' processes are about to be stopped).
+  void beginShutdown();
+  // Then, once no job and no helper runs: unmounts everything it mounted.
   void shutdown(std::function<void()> done);
 
  private:

@@ -580,8 +580,10 @@ TEST_F(DbusApi, EveryMethodWorksAndFailsWithTheDaemonsErrorNames) {
   EXPECT_EQ(dataVolume.Created().size(), 20u) << "RFC 3339 in UTC, e.g. 2024-01-02T03:04:05Z: " << dataVolume.Created();
   EXPECT_EQ(dataVolume.Created().back(), 'Z') << dataVolume.Created();
   Vardict volumeProperties = dataVolume.GetAll(kVolumeIface);
-  EXPECT_EQ(volumeProperties.size(), 10u) << describe(volumeProperties);
+  EXPECT_EQ(volumeProperties.size(), 16u) << describe(volumeProperties);
   EXPECT_EQ(text(volumeProperties, "Path"), data);
+  for (const char* mountProperty : {"Remote", "Driver", "MountState", "MountPath", "LastCheck", "LastError"})
+    EXPECT_EQ(text(volumeProperties, mountProperty), "") << mountProperty << ": a directory is never mounted";
 
   // Repositories: created (the init job has run when the call returns), found, listed.
   const auto [repository, init] = manager.CreateRepository("main", "local", repositoryDir, {});
@@ -850,6 +852,55 @@ TEST_F(DbusApi, DeleteRemovesVolumesAndRepositoriesButNotTheirData) {
   EXPECT_EQ(errorOf([&] { RepositoryProxy(client.connection(), repository).Name(); }), "org.freedesktop.DBus.Error.UnknownObject");
   EXPECT_TRUE(std::filesystem::exists(d.dir() + "/repository/config")) << "the repository's data was removed";
   EXPECT_EQ(d.ctl({"status"}).exitCode, 0);
+}
+
+// This kernel has no nfs: mount.nfs is a stand-in the test controls (first on daemon.mount_helper_path), which
+// mounts a tmpfs, or fails like a server that refuses. Labelled as such.
+TEST_F(DbusApi, NetworkVolumesMountUnmountAndShowTheirMountState) {
+  const std::string helpers = "/tmp/zbtest-dbus-helpers-" + std::to_string(::getpid());
+  std::filesystem::create_directories(helpers);
+  {
+    std::ofstream script(helpers + "/mount.nfs");
+    script << "#!/bin/sh\ncase \"$1\" in refusing.example:*) echo 'mount.nfs: access denied by server' >&2; exit 32;; esac\n"
+              "exec mount -t tmpfs -o size=1m zbtest-standin \"$2\"\n";
+  }
+  ::chmod((helpers + "/mount.nfs").c_str(), 0755);
+  Daemon& d = startDaemon("  mount_helper_path: [" + helpers + ", /usr/sbin, /usr/bin, /sbin, /bin]\n");
+  BusClient client(false);
+  ManagerProxy manager(client.connection());
+  const std::string path = manager.CreateVolume("exports", "nfs", "",
+                                                {{"host", sdbus::Variant(std::string("nfs.example"))},
+                                                 {"remote_path", sdbus::Variant(std::string("/srv/export"))},
+                                                 {"nfs_version", sdbus::Variant(std::string("4.2"))}});
+  VolumeProxy volume(client.connection(), path);
+  EXPECT_EQ(volume.Type(), "nfs");
+  EXPECT_EQ(volume.Remote(), "nfs.example:/srv/export");
+  EXPECT_EQ(volume.Driver(), "nfs");
+  EXPECT_EQ(volume.Path(), "");
+  EXPECT_EQ(volume.MountState(), "unmounted");
+
+  volume.Mount({});
+  EXPECT_EQ(volume.MountState(), "mounted");
+  EXPECT_EQ(volume.MountPath(), d.dir() + "/run/mounts/" + volume.Id());
+  EXPECT_FALSE(volume.LastCheck().empty());
+  EXPECT_EQ(d.ctlJson({"volume", "show", "exports"}).at("volume").at("mount").value("state", ""), "mounted");
+  EXPECT_EQ(volume.Test({}), std::vector<std::string>{});  // an empty tmpfs
+  volume.Unmount({});
+  EXPECT_EQ(volume.MountState(), "unmounted");
+  EXPECT_EQ(errorOf([&] { volume.Unmount({}); }), errorName("NotMounted"));
+
+  const std::string refused = manager.CreateVolume("refused", "nfs", "",
+                                                   {{"host", sdbus::Variant(std::string("refusing.example"))},
+                                                    {"remote_path", sdbus::Variant(std::string("/x"))}});
+  VolumeProxy other(client.connection(), refused);
+  EXPECT_EQ(errorOf([&] { other.Mount({}); }), errorName("MountFailed"));
+  EXPECT_EQ(other.MountState(), "failed");
+  EXPECT_TRUE(contains(other.LastError(), "access denied by server")) << other.LastError();
+  // A directory volume has no mount.
+  const std::string dir = manager.CreateVolume("plain", "directory", makeDirectory("plain"), {});
+  EXPECT_EQ(VolumeProxy(client.connection(), dir).MountState(), "");
+  EXPECT_EQ(errorOf([&] { VolumeProxy(client.connection(), dir).Mount({}); }), errorName("InvalidArgument"));
+  std::filesystem::remove_all(helpers);
 }
 
 TEST_F(DbusApi, SchedulesAreObjectsThatRunEditAndPreviewTheirRetention) {

@@ -73,6 +73,8 @@ std::vector<std::string> cmdlinesContaining(const std::string& needle, pid_t exc
     if (name.find_first_not_of("0123456789") != std::string::npos || name == std::to_string(except)) continue;
     std::string cmd = slurp(entry.path() / "cmdline");
     std::replace(cmd.begin(), cmd.end(), '\0', ' ');
+    // The test servers take their own passwords on argv (tests running beside this one have them too).
+    if (cmd.find(" serve webdav ") != std::string::npos || cmd.find(" serve restic ") != std::string::npos) continue;
     if (cmd.find(needle) != std::string::npos) hits.push_back(name + ": " + cmd);
   }
   return hits;
@@ -478,6 +480,39 @@ TEST_F(NetworkVolumes, ADeadMountIsRemountedAndOneUnmountedOutsideIsNoticed) {
     return contains(text(m, "last_error"), "unmounted outside zerobyted") && m.value("state", "") == "mounted";
   }, 30000)) << daemon->ctlJson({"volume", "show", "kept"}).dump();
   EXPECT_TRUE(contains(daemon->log(), "was unmounted outside zerobyted"));
+}
+
+// A server that stops answering (rclone's side of the bridge held with SIGSTOP): the check times out in its own
+// child, the daemon keeps answering, and the dead mount is replaced.
+TEST_F(NetworkVolumes, AServerThatHangsFailsTheCheckWithoutHangingTheDaemon) {
+  WebdavServer server;
+  makeSimpleTree(server.root().string(), 3);
+  start("  mount_check_interval_seconds: 1\n  mount_check_timeout_seconds: 2\n");
+  const std::string passwordFile = daemon->dir() + "/dav.pw";
+  writeFile(passwordFile, server.password());
+  ASSERT_EQ(daemon->ctl({"volume", "create", "hangs", "--type", "webdav", "--url", server.url(), "--user", server.user(),
+                         "--password-file", passwordFile, "--keep-mounted"})
+                .exitCode,
+            0);
+  ASSERT_TRUE(eventually([&] {
+    return daemon->ctlJson({"volume", "show", "hangs"}).at("volume").at("mount").value("state", "") == "mounted";
+  }, 20000)) << daemon->log();
+  auto servers = cmdlinesContaining("rclone serve sftp --stdio");
+  ASSERT_EQ(servers.size(), 1u);
+  const pid_t stopped = std::stoi(servers[0]);
+  ASSERT_EQ(::kill(stopped, SIGSTOP), 0);
+  // The daemon answers while its check waits; the check gives up after 2 s and the volume is mounted anew.
+  ASSERT_TRUE(eventually([&] {
+    auto begin = std::chrono::steady_clock::now();
+    json m = daemon->ctlJson({"volume", "show", "hangs"}).at("volume").at("mount");
+    EXPECT_LT(std::chrono::steady_clock::now() - begin, std::chrono::seconds(5)) << "volume show waited for the hanging mount";
+    return contains(text(m, "last_error"), "did not answer within 2 s") && m.value("state", "") == "mounted" &&
+           cmdlinesContaining("rclone serve sftp --stdio").size() == 2;
+  }, 30000)) << daemon->ctlJson({"volume", "show", "hangs"}).dump() << daemon->log();
+  ::kill(stopped, SIGKILL);
+  ::kill(stopped, SIGCONT);
+  const std::string mountPath = mountsOf(*daemon).at(0);
+  EXPECT_TRUE(eventually([&] { return slurp(mountPath + "/file 0.txt").size() > 0; }, 10000));
 }
 
 TEST_F(NetworkVolumes, ACrashLeavesMountsThatTheNextStartReconcilesAndSigtermUnmountsAll) {

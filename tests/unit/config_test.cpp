@@ -65,7 +65,7 @@ TEST(ConfigShippedFile, LoadsWithoutErrorsAndGivesTheDefaults) {
 TEST(ConfigShippedFile, UncommentedSettingsAndExamplesLoadAndMatchTheDefaults) {
   std::ifstream in(ZB_SOURCE_DIR "/etc/zerobyte.yaml");
   // An indented "# key: value" (or "# - key: value") is a commented setting; prose starts otherwise.
-  const std::regex commentedSetting("^( +)# ( *(- )?[a-z_]+: [^ ].*)$");
+  const std::regex commentedSetting("^( +)# ( *(- )?[a-z_]+:( [^ ].*)?)$");
   std::string text, line;
   int uncommented = 0;
   while (std::getline(in, line)) {
@@ -76,7 +76,7 @@ TEST(ConfigShippedFile, UncommentedSettingsAndExamplesLoadAndMatchTheDefaults) {
     }
     text += line + "\n";
   }
-  EXPECT_EQ(uncommented, 17 + 3 + 4 + 13) << text;
+  EXPECT_EQ(uncommented, 17 + 3 + 4 + 13 + 10) << text;
   Config config = loadString(text, "uncommented.yaml");
   DaemonSettings defaults;
   EXPECT_EQ(config.daemon.stateDirectory, "/var/lib/zerobyte");
@@ -96,6 +96,11 @@ TEST(ConfigShippedFile, UncommentedSettingsAndExamplesLoadAndMatchTheDefaults) {
   EXPECT_EQ(config.daemon.finishedJobSeconds, defaults.finishedJobSeconds);
   EXPECT_EQ(config.daemon.dbus, defaults.dbus);
   EXPECT_EQ(config.daemon.logLevel, defaults.logLevel);
+  EXPECT_EQ(config.daemon.mountHelperPath, defaults.mountHelperPath);
+  EXPECT_EQ(config.daemon.mountTimeoutSeconds, defaults.mountTimeoutSeconds);
+  EXPECT_EQ(config.daemon.mountCheckIntervalSeconds, defaults.mountCheckIntervalSeconds);
+  EXPECT_EQ(config.daemon.mountCheckTimeoutSeconds, defaults.mountCheckTimeoutSeconds);
+  EXPECT_EQ(config.daemon.mountOptions, defaults.mountOptions);
   ASSERT_EQ(config.volumes.size(), 1u);
   EXPECT_EQ(config.volumes[0].name, "etc");
   ASSERT_EQ(config.repositories.size(), 1u);
@@ -182,7 +187,7 @@ TEST(ConfigErrors, UnknownKeyPointsAtTheKeyAndSuggestsTheClosestSpelling) {
                            "  stat_directory: /var/lib/zerobyte\n"),
             "zerobyte.yaml:3:3: unknown key \"stat_directory\" in \"daemon\"; expected one of: state_directory, "
             "runtime_directory, cache_directory, socket, restic, authorization, viewer_group, operator_group, "
-            "admin_group, job_history, cancel_grace_seconds, max_concurrent_jobs, finished_job_seconds, dbus, log_level, audit_max_age_days, "
+            "admin_group, job_history, cancel_grace_seconds, max_concurrent_jobs, mount_helper_path, mount_timeout_seconds, mount_check_interval_seconds, mount_check_timeout_seconds, mount_options, finished_job_seconds, dbus, log_level, audit_max_age_days, "
             "audit_max_entries; did you "
             "mean \"state_directory\"?");
 }
@@ -283,6 +288,64 @@ TEST(ConfigSchedules, EachFaultIsReportedWhereItStands) {
                        "another schedule is already named \"a\""));
 }
 
+TEST(ConfigLoad, MountSettingsReplaceTheDefaultsAndAreChecked) {
+  Config config = loadString("daemon:\n  mount_helper_path: [/opt/helpers, /usr/sbin]\n  mount_timeout_seconds: 5\n"
+                             "  mount_check_interval_seconds: 0\n  mount_options:\n    sshfs: [reconnect]\n",
+                             "z.yaml");
+  EXPECT_EQ(config.daemon.mountHelperPath, "/opt/helpers:/usr/sbin");
+  EXPECT_EQ(config.daemon.mountTimeoutSeconds, 5u);
+  EXPECT_EQ(config.daemon.mountCheckIntervalSeconds, 0u);
+  EXPECT_EQ(config.daemon.mountOptions.at("sshfs"), std::vector<std::string>{"reconnect"});
+  EXPECT_EQ(config.daemon.mountOptions.at("nfs"), core::defaultMountOptionPolicy().at("nfs"));
+  EXPECT_EQ(onlyDiagnostic("daemon:\n  mount_options:\n    ftp: [x]\n"),
+            "zerobyte.yaml:3:5: daemon.mount_options: \"ftp\" is not a driver; use sshfs, davfs, rclone, cifs or nfs");
+  EXPECT_EQ(onlyDiagnostic("daemon:\n  mount_options:\n    sshfs: [\"a=b\"]\n"),
+            "zerobyte.yaml:3:13: daemon.mount_options.sshfs: \"a=b\" is not an option name (letters, digits, '_' and '-'; no "
+            "value, no comma)");
+  EXPECT_EQ(onlyDiagnostic("daemon:\n  mount_helper_path: [relative/dir]\n"),
+            "zerobyte.yaml:2:23: daemon.mount_helper_path: mount helper directory \"relative/dir\" is not valid: it is relative; "
+            "give an absolute path that starts with '/'");
+  EXPECT_EQ(onlyDiagnostic("daemon:\n  mount_timeout_seconds: 0\n").find("zerobyte.yaml:2:26"), 0u);
+}
+
+TEST(ConfigVolumes, NetworkVolumesAreDeclaredWithReferencesAndCheckedForTheirType) {
+  Config config = loadString("volumes:\n"
+                             "  - name: nas\n    type: sftp\n    host: nas.lan\n    port: 2222\n    user: backup\n"
+                             "    remote_path: /srv\n    known_hosts: \"[nas.lan]:2222 ssh-ed25519 AAAAC3Nz\"\n"
+                             "    private_key: file:///etc/zerobyte/nas.key\n    keep_mounted: true\n"
+                             "  - name: cloud\n    type: rclone\n    rclone_type: sftp\n    rclone_options: {host: h, user: u}\n"
+                             "    rclone_secrets: {pass: credential://cloud-pass}\n",
+                             "z.yaml");
+  ASSERT_EQ(config.volumes.size(), 2u);
+  const core::Volume& nas = config.volumes[0];
+  EXPECT_EQ(nas.type, "sftp");
+  EXPECT_EQ(nas.remote.driver, "sshfs");  // the type's default
+  EXPECT_EQ(nas.remote.port, 2222u);
+  EXPECT_EQ(nas.privateKeyRef, "file:///etc/zerobyte/nas.key");
+  EXPECT_TRUE(nas.remote.keepMounted);
+  EXPECT_TRUE(nas.path.empty());
+  const core::Volume& cloud = config.volumes[1];
+  ASSERT_EQ(cloud.remote.rcloneOptions.size(), 3u);
+  EXPECT_EQ(cloud.remote.rcloneOptions[2].name, "pass");
+  EXPECT_EQ(cloud.remote.rcloneOptions[2].value, "credential://cloud-pass");
+  EXPECT_TRUE(cloud.remote.rcloneOptions[2].secret);
+
+  EXPECT_EQ(onlyDiagnostic("volumes:\n  - {name: n, type: nfs, host: h, remote_path: /x, path: /mnt}\n"),
+            "zerobyte.yaml:2:5: volumes[0]: a nfs volume has no path (use remote_path for the path on the server)");
+  EXPECT_EQ(onlyDiagnostic("volumes:\n  - {name: n, type: sftp, host: h, user: u, private_key: env://K, url: http://x/}\n"),
+            "zerobyte.yaml:2:5: volumes[0]: \"url\" does not apply to a sftp volume");
+  EXPECT_TRUE(contains(onlyDiagnostic("volumes:\n  - {name: n, type: sftp, host: h, user: u, private_key: env://K}\n"),
+                       "known_hosts has no entry"));
+  EXPECT_TRUE(contains(onlyDiagnostic("volumes:\n  - {name: n, type: rclone, rclone_type: sftp, rclone_secrets: {pass: hunter2}}\n"),
+                       "volumes[0].rclone_secrets.pass: "));
+  EXPECT_EQ(onlyDiagnostic("volumes:\n  - {name: n, type: directory}\n"),
+            "zerobyte.yaml:2:5: volumes[0]: the key \"path\" is missing; expected the absolute path of the directory to back up");
+  // The allow-list of the daemon section applies, wherever it stands in the file.
+  EXPECT_TRUE(contains(onlyDiagnostic("volumes:\n  - {name: n, type: nfs, host: h, remote_path: /x, mount_options: [soft]}\n"
+                                      "daemon:\n  mount_options: {nfs: [hard]}\n"),
+                       "mount option \"soft\" is not allowed for the nfs driver (allowed: hard)"));
+}
+
 TEST(ConfigErrors, BadIntegerPointsAtTheValue) {
   EXPECT_EQ(onlyDiagnostic("daemon:\n"
                            "  job_history: many\n"),
@@ -367,8 +430,8 @@ TEST(ConfigErrors, WrongNodeKindsSayWhatWasExpected) {
 }
 
 TEST(ConfigErrors, UnsupportedTypesNameTheSupportedOne) {
-  EXPECT_EQ(onlyDiagnostic("volumes:\n  - {name: n, type: nfs, path: /mnt}\n"),
-            "zerobyte.yaml:2:21: volumes[0].type: expected \"directory\" (the only volume type so far), got \"nfs\"");
+  EXPECT_EQ(onlyDiagnostic("volumes:\n  - {name: n, type: ftp, path: /mnt}\n"),
+            "zerobyte.yaml:2:21: volumes[0].type: expected a volume type: directory, sftp, smb, webdav, nfs or rclone, got \"ftp\"");
   EXPECT_TRUE(contains(onlyDiagnostic("repositories:\n  - {name: r, type: s3, path: /r, password: env://P}\n"),
                        "expected \"local\" (the only repository type so far), got \"s3\""));
 }
@@ -526,7 +589,7 @@ TEST(ConfigErrors, AllProblemsAreReportedTogetherInFileOrder) {
     std::vector<std::string> expected = {
         f + ":2:3: unknown key \"stat_directory\" in \"daemon\"; expected one of: state_directory, runtime_directory, "
             "cache_directory, socket, restic, authorization, viewer_group, operator_group, admin_group, job_history, "
-            "cancel_grace_seconds, max_concurrent_jobs, finished_job_seconds, dbus, log_level, audit_max_age_days, audit_max_entries; did you mean "
+            "cancel_grace_seconds, max_concurrent_jobs, mount_helper_path, mount_timeout_seconds, mount_check_interval_seconds, mount_check_timeout_seconds, mount_options, finished_job_seconds, dbus, log_level, audit_max_age_days, audit_max_entries; did you mean "
             "\"state_directory\"?",
         f + ":3:16: daemon.job_history: expected an integer from 1 to 100000, got \"many\"",
         f + ":4:14: daemon.log_level: expected one of debug, info, notice, warning, error, got \"verbose\"",

@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/socket.h>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -189,6 +191,40 @@ TEST_F(ProcessRunnerTest, SecretArrivesOnFd3) {
   ASSERT_TRUE(o.result);
   EXPECT_EQ(o.result->exitCode, 0) << (o.err.empty() ? "" : o.err[0]);
   EXPECT_EQ(o.out, (std::vector<std::string>{secret}));
+}
+
+TEST_F(ProcessRunnerTest, ASecretGivenAsFdZeroIsTheChildsStdin) {
+  ProcessSpec spec = Spec({"/bin/cat"});
+  spec.secrets = {{0, "typed at no terminal\n"}};
+  auto o = runToEnd(spec);
+  ASSERT_TRUE(o.result);
+  EXPECT_EQ(o.result->exitCode, 0) << (o.err.empty() ? "" : o.err[0]);
+  EXPECT_EQ(o.out, (std::vector<std::string>{"typed at no terminal"}));
+}
+
+// Two children talking over a socket pair, each with it as stdin and stdout (how the rclone bridge runs).
+TEST_F(ProcessRunnerTest, AStdioFdConnectsTwoChildren) {
+  int pair[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+  ProcessSpec writer = Spec({kPython, "-c", "import sys; sys.stdout.write('ping\\n'); sys.stdout.flush(); print(sys.stdin.readline().strip(), file=sys.stderr)"});
+  writer.stdioFd = pair[0];
+  ProcessSpec echo = Spec({kPython, "-c", "import sys; l = sys.stdin.readline(); sys.stdout.write(l.strip() + ' pong\\n'); sys.stdout.flush()"});
+  echo.stdioFd = pair[1];
+  std::vector<std::string> heard;
+  int ended = 0;
+  ProcessCallbacks a;
+  a.onStderrLine = [&](std::string_view line) { heard.emplace_back(line); };
+  a.onExit = [&](const ProcessResult&) { ++ended; };
+  ProcessCallbacks b;
+  b.onExit = [&](const ProcessResult&) { ++ended; };
+  m_runner.start(std::move(writer), std::move(a));
+  m_runner.start(std::move(echo), std::move(b));
+  ::close(pair[0]);
+  ::close(pair[1]);
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while (ended < 2 && std::chrono::steady_clock::now() < until) sd_event_run(m_loop.get(), 100000);
+  EXPECT_EQ(ended, 2);
+  EXPECT_EQ(heard, (std::vector<std::string>{"ping pong"}));
 }
 
 TEST_F(ProcessRunnerTest, SecretOnAnotherFdNumberWhenAsked) {
@@ -579,7 +615,7 @@ TEST_F(ProcessRunnerTest, ChildWithTwoSecretsHasStdioAndExactlyThoseFds) {
 }
 
 TEST_F(ProcessRunnerTest, SecretFdsOutsideThreeToNineOrUsedTwiceAreRefused) {
-  for (int fd : {0, 2, 10, 255}) {
+  for (int fd : {1, 2, 10, 255}) {
     ProcessSpec spec = Spec({"/bin/true"});
     spec.secrets = {{fd, "x"}};
     try {
