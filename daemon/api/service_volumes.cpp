@@ -165,6 +165,8 @@ void Service::createVolume(const json& p, const RequestPtr& r) {
     v.type = type;
     auto& remote = v.remote;
     remote.driver = optionalStringParam(p, "driver").value_or("");
+    // smb: the kernel's cifs where this kernel has it, else rclone's smb backend.
+    if (type == "smb" && remote.driver.empty()) remote.driver = mount::kernelCanMount("cifs") ? "cifs" : "rclone";
     remote.host = optionalStringParam(p, "host").value_or("");
     remote.port = portParam(p);
     remote.user = optionalStringParam(p, "user").value_or("");

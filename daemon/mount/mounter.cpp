@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -152,6 +153,22 @@ bool kernelHasFileSystem(const std::string& fileSystem) {
   while (std::getline(in, line)) {
     auto tab = line.find('\t');
     if (tab != std::string::npos && line.substr(tab + 1) == fileSystem) return true;
+  }
+  return false;
+}
+
+bool kernelCanMount(const std::string& fileSystem) {
+  if (kernelHasFileSystem(fileSystem)) return true;
+  struct utsname u {};
+  if (::uname(&u) < 0) return false;
+  std::ifstream dep(std::string("/lib/modules/") + u.release + "/modules.dep");
+  const std::string module = "/" + fileSystem + ".ko";
+  for (std::string line; std::getline(dep, line);) {
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string_view path(line.data(), colon);
+    const auto at = path.rfind(module);
+    if (at != std::string_view::npos && (at + module.size() == path.size() || path[at + module.size()] == '.')) return true;
   }
   return false;
 }

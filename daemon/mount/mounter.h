@@ -129,5 +129,7 @@ std::vector<std::string> mountPointsUnder(const std::string& directory);
 bool isMountPoint(const std::string& path);
 // Whether /proc/filesystems lists `fileSystem` ("cifs", "nfs").
 bool kernelHasFileSystem(const std::string& fileSystem);
+// Whether the kernel has it or can load it (a module of that name in modules.dep of the running kernel).
+bool kernelCanMount(const std::string& fileSystem);
 
 }  // namespace zerobyte::mount
