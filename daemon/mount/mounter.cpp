@@ -12,6 +12,7 @@
 #include <libmount/libmount.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -640,6 +641,7 @@ void Mounter::probe(const std::string& path, size_t listLimit,
   }
   if (pid == 0) {
     ::close(fds[0]);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlives the daemon, even stuck in a dead mount
     struct stat st {};
     if (::stat(pathCopy->c_str(), &st) < 0) _exit(errno & 0xff);
     int dir = ::open(pathCopy->c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -674,24 +676,26 @@ void Mounter::probe(const std::string& path, size_t listLimit,
   };
   auto state = std::make_shared<State>();
   state->readFd = fds[0];
-  auto finish = [this, state, done](std::optional<std::string> error) {
+  // Answers once: when the child exits, or at the timeout (then the child is killed, and reaped when it is gone:
+  // a check stuck in a dead mount leaves no zombie).
+  auto finish = [state, done](std::optional<std::string> error) {
     if (state->finished) return;
     state->finished = true;
     std::vector<std::string> names;
     std::istringstream in(state->names);
     for (std::string line; std::getline(in, line);)
       if (!line.empty()) names.push_back(log::sanitize(line));
+    done(std::move(error), std::move(names));
+  };
+  state->child = std::make_unique<loop::ChildSource>(m_loop, pid, [this, state, finish](const siginfo_t& info) {
+    char buf[4096];
+    for (ssize_t n; (n = ::read(state->readFd, buf, sizeof(buf))) > 0;) state->names.append(buf, static_cast<size_t>(n));
     ::close(state->readFd);
-    // Sources are dropped after this handler returns.
+    // The sources go after this handler returns.
     m_loop.post([state] {
       state->child.reset();
       state->timer.reset();
     });
-    done(std::move(error), std::move(names));
-  };
-  state->child = std::make_unique<loop::ChildSource>(m_loop, pid, [state, finish](const siginfo_t& info) {
-    char buf[4096];
-    for (ssize_t n; (n = ::read(state->readFd, buf, sizeof(buf))) > 0;) state->names.append(buf, static_cast<size_t>(n));
     if (info.si_code == CLD_EXITED && info.si_status == 0) return finish(std::nullopt);
     if (info.si_code == CLD_EXITED) return finish(std::string(std::strerror(info.si_status)));
     finish("the check was killed (" + std::string(strsignal(info.si_status)) + ")");
