@@ -49,9 +49,22 @@ std::atomic<ServerProcessHook> g_stoppedHook{nullptr};
 
 std::string errnoText(const std::string& what) { return what + ": " + std::strerror(errno); }
 
+// What can be read ("" when the file cannot be opened). With read(2), not a stream: a /proc file of a process
+// that exits while it is read fails with ESRCH, which libstdc++'s filebuf throws as an exception.
 std::string readWholeFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  std::string out;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return out;
+  char buffer[8192];
+  for (ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) != 0;) {
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    out.append(buffer, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
 }
 
 std::string readFrom(const std::filesystem::path& path, std::uintmax_t offset) {
