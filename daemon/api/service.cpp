@@ -439,6 +439,14 @@ std::string newId() {
 // ---- lookups ----
 
 void Service::setDeclared(const config::Config& config) {
+  // A declared network volume that a reload removed or changed is unmounted (when no job uses it).
+  for (const auto& old : m_declaredVolumes) {
+    if (!old.isNetwork()) continue;
+    auto kept = std::find_if(config.volumes.begin(), config.volumes.end(), [&](const core::Volume& v) { return v.id == old.id; });
+    if (kept == config.volumes.end() || kept->type != old.type || kept->remote.url != old.remote.url ||
+        kept->remote.host != old.remote.host || kept->remote.remotePath != old.remote.remotePath || !kept->remote.keepMounted)
+      m_mounter->forget(old);
+  }
   m_declaredVolumes = config.volumes;
   m_declaredRepositories = config.repositories;
   for (const auto& v : m_store.volumes())
