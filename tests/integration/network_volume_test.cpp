@@ -438,6 +438,35 @@ TEST_F(NetworkVolumes, KernelCifsAndNfsGetTheirOptionsAndCredentialsFileAndTheRe
   fs::remove_all(helpers);
 }
 
+// Declared in the configuration file: mounted at start when kept mounted, read-only through the API, and unmounted
+// when a reload drops it. mount.nfs is the stand-in of the test above (labelled as such).
+TEST_F(NetworkVolumes, ADeclaredVolumeIsMountedAtStartAndUnmountedWhenAReloadDropsIt) {
+  const std::string helpers = "/tmp/zbtest-declared-" + std::to_string(::getpid());
+  fs::create_directories(helpers);
+  writeFile(helpers + "/mount.nfs", "#!/bin/sh\nexec mount -t tmpfs -o size=1m,ro zbtest-standin \"$2\"\n", 0755);
+  Daemon::Options options;
+  options.extraDaemonSettings = "  mount_helper_path: [" + helpers + ", /usr/sbin, /usr/bin, /sbin, /bin]\n";
+  options.extraConfig = "volumes:\n  - name: exports\n    type: nfs\n    host: nfs.example\n    remote_path: /srv/export\n"
+                        "    keep_mounted: true\n";
+  daemon = std::make_unique<Daemon>(options);
+  daemon->start();
+  ASSERT_TRUE(eventually([&] { return mountsOf(*daemon).size() == 1; }, 10000)) << daemon->log();
+  json shown = daemon->ctlJson({"volume", "show", "exports"}).at("volume");
+  EXPECT_TRUE(shown.value("declared", false));
+  EXPECT_EQ(shown.value("driver", ""), "nfs");
+  EXPECT_EQ(shown.at("mount").value("state", ""), "mounted");
+  auto del = daemon->ctl({"volume", "delete", "exports"});
+  EXPECT_NE(del.exitCode, 0);
+  EXPECT_TRUE(contains(del.err, "ReadOnly")) << describe(del);
+
+  options.extraConfig = "";
+  daemon->writeConfig(options);
+  daemon->signal(SIGHUP);
+  ASSERT_TRUE(daemon->waitForNotification("READY=1", 10000));
+  EXPECT_TRUE(eventually([&] { return mountsOf(*daemon).empty(); }, 10000)) << daemon->log();
+  fs::remove_all(helpers);
+}
+
 TEST_F(NetworkVolumes, AHungHelperIsKilledAfterTheTimeoutAndReported) {
   const std::string helpers = "/tmp/zbtest-hung-" + std::to_string(::getpid());
   fs::create_directories(helpers);
