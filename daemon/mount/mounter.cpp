@@ -387,7 +387,8 @@ void Mounter::doMount(const core::Volume& volume, const std::string& target, boo
   const std::string id = track ? volume.id : std::string();
   std::string fileDir;
   try {
-    makeDirectories(m_settings.mountDirectory, 0755);
+    // Root only: a kernel mount (cifs, nfs) shows the share with its own modes, which local users must not reach here.
+    makeDirectories(m_settings.mountDirectory, 0700);
     if (isMountPoint(target)) {
       // Left over (a crash, or a mount the table monitor has not reported yet): start afresh.
       ::umount2(target.c_str(), MNT_DETACH);

@@ -428,10 +428,7 @@ using namespace std::chrono_literals;
 using zerobyte::FileDescriptor;
 using Clock = std::chrono::steady_clock;
 
-std::string readWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
+std::string readWholeFile(const std::string& path) { return zbtest::readAll(path); }
 
 // The live children of `parent` (from /proc/*/stat), each with its argv.
 std::map<pid_t, std::vector<std::string>> childrenOf(pid_t parent) {

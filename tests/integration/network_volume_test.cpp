@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -30,22 +31,7 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-// With read(2): /proc files of processes that exit meanwhile fail with ESRCH, which a stream would throw.
-std::string slurp(const std::string& path) {
-  std::string out;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return out;
-  char buffer[8192];
-  for (ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) != 0;) {
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    out.append(buffer, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return out;
-}
+std::string slurp(const std::string& path) { return readAll(path); }
 
 void writeFile(const std::string& path, const std::string& content, mode_t mode = 0600) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
@@ -420,6 +406,18 @@ TEST_F(NetworkVolumes, KernelCifsAndNfsGetTheirOptionsAndCredentialsFileAndTheRe
   EXPECT_TRUE(credentialFilesOf(*daemon).empty()) << "removed after the helper ended";
   EXPECT_EQ(mountsOf(*daemon).size(), 2u);
   EXPECT_TRUE(cmdlinesContaining("pa,ss=word").empty());
+  // A kernel mount shows the share with its own modes (the stand-in's tmpfs: 1777): other local users cannot
+  // reach it through zerobyted's mount directory (root's alone).
+  struct stat mountsDir {};
+  ASSERT_EQ(::stat((daemon->dir() + "/run/mounts").c_str(), &mountsDir), 0);
+  EXPECT_EQ(mountsDir.st_mode & 07777, 0700u);
+  EXPECT_EQ(inChildAs("nobody", [&]() -> std::string {
+              DIR* d = ::opendir(winMount.c_str());
+              if (!d) return std::strerror(errno);
+              ::closedir(d);
+              return "readable";
+            }),
+            std::strerror(EACCES));
   ASSERT_EQ(daemon->ctl({"volume", "unmount", "win"}).exitCode, 0);
   ASSERT_EQ(daemon->ctl({"volume", "unmount", "exports"}).exitCode, 0);
   daemon->stop();
