@@ -3,6 +3,7 @@
 
 #include "common/varlink_client.h"
 #include "tests/support/polkit_env.h"
+#include "tests/support/test_servers.h"
 
 #include <nlohmann/json.hpp>
 #include <sys/types.h>
@@ -130,9 +131,7 @@ class OwnedPolkitEnvironment : public PolkitEnvironment {
 std::string ownedDirectory(const Daemon& daemon, const std::string& name, uid_t uid, gid_t gid, mode_t mode = 0700);
 // A file with `content`, owned by `uid`:`gid` with `mode`; EXPECTs that it worked.
 void writeOwnedFile(const std::string& path, const std::string& content, uid_t uid, gid_t gid, mode_t mode);
-// A file's whole content, "" when it cannot be opened; with read(2), so that a /proc file of a process that exits
-// while it is read ends the read (a stream throws ESRCH from its buffer).
-std::string readAll(const std::string& path);
+// readAll (a file's whole content, safe for /proc) is in tests/support/test_servers.h.
 // "exit N", stdout and stderr of a command, for assertion messages.
 std::string describe(const CommandResult& r);
 bool contains(const std::string& text, const std::string& part);

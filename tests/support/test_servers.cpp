@@ -49,23 +49,7 @@ std::atomic<ServerProcessHook> g_stoppedHook{nullptr};
 
 std::string errnoText(const std::string& what) { return what + ": " + std::strerror(errno); }
 
-// What can be read ("" when the file cannot be opened). With read(2), not a stream: a /proc file of a process
-// that exits while it is read fails with ESRCH, which libstdc++'s filebuf throws as an exception.
-std::string readWholeFile(const std::filesystem::path& path) {
-  std::string out;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return out;
-  char buffer[8192];
-  for (ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) != 0;) {
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    out.append(buffer, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return out;
-}
+std::string readWholeFile(const std::filesystem::path& path) { return readAll(path.string()); }
 
 std::string readFrom(const std::filesystem::path& path, std::uintmax_t offset) {
   std::ifstream in(path, std::ios::binary);
@@ -964,6 +948,22 @@ std::vector<std::string> ResticRestServer::command() const {
   return {"/usr/bin/rclone", "serve", "restic", root().string(), "--addr", "127.0.0.1:" + std::to_string(port()),
           "--user", user(), "--pass", password(),
           "--config", (dir() / "rclone.conf").string(), "--cache-dir", (dir() / "cache").string()};
+}
+
+std::string readAll(const std::string& path) {
+  std::string out;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return out;
+  char buffer[8192];
+  for (ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) != 0;) {
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    out.append(buffer, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
 }
 
 }  // namespace zbtest

@@ -14,6 +14,10 @@
 
 namespace zbtest {
 
+// A file's whole content, "" when it cannot be opened; with read(2), so that a /proc file of a process that exits
+// while it is read ends the read (a stream throws ESRCH from its buffer).
+std::string readAll(const std::string& path);
+
 // Each server runs under a small "reaper" process forked from the test process: a child
 // subreaper in a session of its own (setsid) that reaps whatever the server leaves behind (sshd's
 // connection processes outlive their parents), so none of it ever becomes the test process's
