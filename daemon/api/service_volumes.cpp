@@ -146,19 +146,12 @@ void Service::createVolume(const json& p, const RequestPtr& r) {
       throw Error(ErrorCode::InvalidArgument, "a " + type + " volume has no path; zerobyted mounts it under its own directory "
                                               "(use remote_path for the path on the server)",
                   {{"parameter", "path"}});
-    const auto fields = core::fieldsOf(type);
     for (const auto& key : networkParameters()) {
-      if (!present(p, key)) continue;
-      static const std::vector<std::string> common = {"driver", "mount_options", "read_write", "auto_remount", "keep_mounted"};
-      std::string base = key == "password_ref" ? "password" : key == "private_key_ref" ? "private_key"
-                         : key == "rclone_secret_options" ? "rclone_options" : key;
-      if (std::find(fields.begin(), fields.end(), base) == fields.end() &&
-          std::find(common.begin(), common.end(), key) == common.end()) {
-        std::string list;
-        for (const auto& f : fields) list += (list.empty() ? "" : ", ") + f;
-        throw Error(ErrorCode::InvalidArgument, "\"" + key + "\" does not apply to a " + type + " volume (it takes " + list + ")",
-                    {{"parameter", key}});
-      }
+      if (!present(p, key) || core::appliesTo(type, key)) continue;
+      std::string list;
+      for (const auto& f : core::fieldsOf(type)) list += (list.empty() ? "" : ", ") + f;
+      throw Error(ErrorCode::InvalidArgument, "\"" + key + "\" does not apply to a " + type + " volume (it takes " + list + ")",
+                  {{"parameter", key}});
     }
     core::Volume v;
     v.name = name;

@@ -703,12 +703,9 @@ class Loader {
         report(d.mark, d.context + ": a " + v.type + " volume has no path (use remote_path for the path on the server)");
         continue;
       }
-      const auto fields = core::fieldsOf(v.type);
-      static const std::vector<std::string> common = {"driver", "mount_options", "read_write", "auto_remount", "keep_mounted"};
       bool ok = true;
       for (const auto& key : d.networkKeys) {
-        const std::string base = key == "rclone_secrets" ? "rclone_options" : key;
-        if (std::find(fields.begin(), fields.end(), base) == fields.end() && std::find(common.begin(), common.end(), key) == common.end()) {
+        if (!core::appliesTo(v.type, key)) {
           report(d.mark, d.context + ": \"" + key + "\" does not apply to a " + v.type + " volume");
           ok = false;
         }

@@ -145,14 +145,6 @@ bool isReference(std::string_view value) {
   return value.rfind("file://", 0) == 0 || value.rfind("env://", 0) == 0 || value.rfind("credential://", 0) == 0;
 }
 
-// rclone's config file wants these obscured (rclone obscure); every other option is written as given.
-bool rcloneWantsObscured(std::string_view name) {
-  auto endsWith = [&](std::string_view suffix) {
-    return name.size() >= suffix.size() && name.substr(name.size() - suffix.size()) == suffix;
-  };
-  return name == "pass" || name == "password" || endsWith("_pass") || endsWith("_password");
-}
-
 void validateRcloneOptions(std::vector<RcloneOption>& options) {
   if (options.size() > kMaxRcloneOptions) invalid("rclone_options", "at most 64 rclone options");
   std::vector<std::string> seen;
@@ -242,6 +234,21 @@ std::vector<std::string> driversFor(std::string_view type) {
   if (type == "nfs") return {"nfs"};
   if (type == "rclone") return {"rclone"};
   return {};
+}
+
+bool rcloneWantsObscured(std::string_view name) {
+  return name == "pass" || name == "password" || name.ends_with("_pass") || name.ends_with("_password");
+}
+
+bool appliesTo(std::string_view type, std::string_view key) {
+  static constexpr std::string_view kCommon[] = {"driver", "mount_options", "read_write", "auto_remount", "keep_mounted"};
+  if (std::find(std::begin(kCommon), std::end(kCommon), key) != std::end(kCommon)) return !driversFor(type).empty();
+  const std::string_view base = key == "password_ref"                                      ? "password"
+                                : key == "private_key_ref"                                 ? "private_key"
+                                : key == "rclone_secret_options" || key == "rclone_secrets" ? "rclone_options"
+                                                                                            : key;
+  const auto fields = fieldsOf(type);
+  return std::find(fields.begin(), fields.end(), base) != fields.end();
 }
 
 std::vector<std::string> fieldsOf(std::string_view type) {

@@ -420,8 +420,7 @@ void Mounter::doMount(const core::Volume& volume, const std::string& target, boo
     core::MountSecrets secrets = resolveSecrets ? resolveSecrets(volume) : core::MountSecrets{};
     if (!secrets.password.empty()) secrets.obscuredPassword = rcloneObscure(secrets.password);
     for (auto& [name, value] : secrets.rcloneOptions)
-      if (name == "pass" || name == "password" || (name.size() > 5 && (name.ends_with("_pass") || name.ends_with("_password"))))
-        value = rcloneObscure(value);
+      if (core::rcloneWantsObscured(name)) value = rcloneObscure(value);
     core::MountPlan plan = core::planMount(volume, secrets, context);
     auto locate = [this, &volume](const std::string& program) {
       std::string path = process::findExecutable(program, m_settings.helperPath);

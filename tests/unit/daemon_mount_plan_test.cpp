@@ -3,6 +3,7 @@
 #include "common/errors.h"
 #include "daemon/core/mount_plan.h"
 #include "daemon/mount/rclone_obscure.h"
+#include "daemon/process/process_runner.h"
 
 #include <gtest/gtest.h>
 
@@ -317,13 +318,9 @@ TEST(RcloneObscure, RcloneRevealsTheOriginal) {
   for (const std::string& plain : std::vector<std::string>{"a", "davpass1", "with spaces, commas: and \"quotes\"", std::string(100, 'x')}) {
     const std::string obscured = mount::rcloneObscure(plain);
     EXPECT_NE(obscured, mount::rcloneObscure(plain)) << "the IV is random";
-    std::string command = "/usr/bin/rclone reveal " + obscured;
-    FILE* pipe = popen(command.c_str(), "r");
-    ASSERT_NE(pipe, nullptr);
-    std::array<char, 512> buffer{};
-    std::string out;
-    for (size_t n; (n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0;) out.append(buffer.data(), n);
-    ASSERT_EQ(pclose(pipe), 0);
+    auto revealed = process::runSync({"/usr/bin/rclone", "reveal", obscured}, {"PATH=/usr/bin:/bin", "HOME=/nonexistent"});
+    ASSERT_EQ(revealed.exitCode, 0) << revealed.output;
+    std::string out = revealed.output;
     if (!out.empty() && out.back() == '\n') out.pop_back();
     EXPECT_EQ(out, plain);
   }
