@@ -26,6 +26,7 @@ namespace zerobyte {
   X(NoRepository, 9, "there is no restic repository at that location")                        \
   X(WrongPassword, 9, "the repository password is wrong")                                     \
   X(RepositoryLocked, 6, "the repository is locked by another process")                       \
+  X(Unreachable, 11, "the repository's server cannot be reached, or refuses the connection or its credentials") \
   X(SecretUnavailable, 9, "a stored secret cannot be decrypted or a reference does not resolve") \
   X(MountFailed, 10, "a volume could not be mounted, or its mount is dead; the message says why") \
   X(NotMounted, 6, "the volume is not mounted")                                               \

@@ -10,10 +10,16 @@
 
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <memory>
+#include <vector>
 
 namespace zerobyte::ctl {
 namespace {
+
+// The credentials of remote repositories, as options --NAME-file FILE and --NAME-ref REF (wire name NAME with '_').
+constexpr const char* kCredentials[] = {"private-key", "server-password", "secret-access-key", "account-key", "sas-token",
+                                        "service-account"};
 
 struct RepoOptions {
   std::string name;
@@ -21,13 +27,77 @@ struct RepoOptions {
   std::string path;
   std::string passwordFile;
   std::string group;  // shared with this Unix group; "" for the owner alone
+  // Remote repositories
+  std::string host, user, url, endpoint, bucket, container, region, accessKeyId, accountId, accountName, endpointSuffix,
+      projectId, projectName, userDomain, projectDomain, knownHostsFile, rcloneType, caCert, compression;
+  int port = 0, limitUpload = 0, limitDownload = 0;
+  bool pathStyle = false, noHostKeyCheck = false, insecureTls = false;
+  std::vector<std::string> rcloneOptions, rcloneSecretOptions;
+  std::map<std::string, std::string> credentialFiles, credentialRefs;  // by option stem ("private-key")
 };
 
-// The parameters that say where a repository is and whom it is shared with.
-nlohmann::json locationParameters(const RepoOptions& options, const std::string& path) {
-  nlohmann::json parameters = {{"name", options.name}, {"type", options.type}, {"path", path}};
-  if (!options.group.empty()) parameters["group"] = options.group;
-  return parameters;
+std::string wireName(std::string stem) {
+  for (char& c : stem)
+    if (c == '-') c = '_';
+  return stem;
+}
+
+void setIf(nlohmann::json& p, const char* key, const std::string& value) {
+  if (!value.empty()) p[key] = value;
+}
+
+// The parameters that say where a repository is, how restic reaches it, and whom it is shared with. Credentials are
+// read here from files the caller can read and sent once; they are never command-line values.
+nlohmann::json locationParameters(const RepoOptions& o) {
+  nlohmann::json p = {{"name", o.name}, {"type", o.type}};
+  if (o.type == "local") {
+    if (o.path.empty()) throw Error(ErrorCode::InvalidArgument, "a local repository needs --path DIR");
+    p["path"] = absolutePath(o.path);
+  } else {
+    setIf(p, "path", o.path);
+  }
+  setIf(p, "group", o.group);
+  setIf(p, "host", o.host);
+  if (o.port) p["port"] = o.port;
+  setIf(p, "user", o.user);
+  setIf(p, "url", o.url);
+  setIf(p, "endpoint", o.endpoint);
+  setIf(p, "bucket", o.bucket);
+  setIf(p, "container", o.container);
+  setIf(p, "region", o.region);
+  setIf(p, "access_key_id", o.accessKeyId);
+  if (o.pathStyle) p["path_style"] = true;
+  setIf(p, "account_id", o.accountId);
+  setIf(p, "account_name", o.accountName);
+  setIf(p, "endpoint_suffix", o.endpointSuffix);
+  setIf(p, "project_id", o.projectId);
+  setIf(p, "project_name", o.projectName);
+  setIf(p, "user_domain", o.userDomain);
+  setIf(p, "project_domain", o.projectDomain);
+  if (!o.knownHostsFile.empty()) p["known_hosts"] = readSecretFile(o.knownHostsFile, "--known-hosts-file", false);
+  if (o.noHostKeyCheck) p["host_key_check"] = false;
+  setIf(p, "rclone_type", o.rcloneType);
+  if (!o.rcloneOptions.empty()) p["rclone_options"] = o.rcloneOptions;
+  if (!o.rcloneSecretOptions.empty()) p["rclone_secret_options"] = o.rcloneSecretOptions;
+  if (!o.caCert.empty()) p["ca_cert"] = absolutePath(o.caCert);
+  if (o.insecureTls) p["insecure_tls"] = true;
+  if (o.limitUpload) p["limit_upload"] = o.limitUpload;
+  if (o.limitDownload) p["limit_download"] = o.limitDownload;
+  setIf(p, "compression", o.compression);
+  for (const auto& [stem, file] : o.credentialFiles) {
+    if (file.empty()) continue;
+    const bool keepsNewlines = stem == "private-key" || stem == "service-account";
+    p[wireName(stem)] = readSecretFile(file, "--" + stem + "-file", !keepsNewlines);
+  }
+  for (const auto& [stem, ref] : o.credentialRefs)
+    if (!ref.empty()) p[wireName(stem) + "_ref"] = ref;
+  return p;
+}
+
+// Where it is, as people read it: the directory, or restic's repository string with any password masked.
+std::string locationText(const nlohmann::json& repository) {
+  std::string location = field(repository, "location");
+  return location.empty() ? field(repository, "path") : location;
 }
 
 std::string snapshotCountText(const nlohmann::json& repository) {
@@ -40,27 +110,25 @@ void announce(Context& ctx, const std::string& text) {
 }
 
 int createRepo(Context& ctx, const RepoOptions& options) {
-  const std::string path = absolutePath(options.path);
-  announce(ctx, "Initialising restic repository " + options.name + " at " + path + "…");
-  const nlohmann::json reply =
-      ctx.call("CreateRepository", locationParameters(options, path));
+  const nlohmann::json parameters = locationParameters(options);
+  announce(ctx, "Initialising restic repository " + options.name + "…");
+  const nlohmann::json reply = ctx.call("CreateRepository", parameters);
   if (ctx.json) {
     ctx.printJson(reply);
     return 0;
   }
   const auto& repository = objectField(reply, "repository");
   std::cout << sanitize("Created repository " + field(repository, "name", options.name) + " (" +
-                        field(repository, "type", options.type) + " " + field(repository, "path", path) + ").")
+                        field(repository, "type", options.type) + " " + locationText(repository) + ").")
             << "\n"
             << "Its password was generated by zerobyted and is stored encrypted; no command shows it.\n";
   return 0;
 }
 
 int importRepo(Context& ctx, const RepoOptions& options) {
-  const std::string path = absolutePath(options.path);
+  nlohmann::json parameters = locationParameters(options);
   const std::string password = readRepositoryPassword(options.passwordFile, options.name);
-  announce(ctx, "Checking the password of the restic repository at " + path + "…");
-  nlohmann::json parameters = locationParameters(options, path);
+  announce(ctx, "Checking the password of the restic repository " + options.name + "…");
   parameters["password"] = password;
   const nlohmann::json reply = ctx.call("ImportRepository", parameters);
   if (ctx.json) {
@@ -69,7 +137,7 @@ int importRepo(Context& ctx, const RepoOptions& options) {
   }
   const auto& repository = objectField(reply, "repository");
   std::cout << sanitize("Imported repository " + field(repository, "name", options.name) + " (" +
-                        field(repository, "type", options.type) + " " + field(repository, "path", path) + ").")
+                        field(repository, "type", options.type) + " " + locationText(repository) + ").")
             << "\n"
             << "The password was verified and is stored encrypted by zerobyted.\n";
   return 0;
@@ -86,10 +154,10 @@ int listRepos(Context& ctx) {
     std::cout << "No repositories. Create one with: zerobytectl repo create NAME --path DIR\n";
     return 0;
   }
-  Table table({"name", "type", "path", "snapshots", "password", "origin", "owner"});
+  Table table({"name", "type", "location", "snapshots", "password", "origin", "owner"});
   table.alignRight(3);
   for (const auto& repository : repositories)
-    table.addRow({field(repository, "name"), field(repository, "type"), field(repository, "path"),
+    table.addRow({field(repository, "name"), field(repository, "type"), locationText(repository),
                   snapshotCountText(repository), secretStateText(objectField(repository, "password")),
                   boolField(repository, "declared") ? "config" : "api", userName(intField(repository, "owner_uid"))});
   std::cout << table.render() << "\n" << countOf(repositories.size(), "repository", "repositories") << " listed.\n";
@@ -104,12 +172,33 @@ int showRepo(Context& ctx, const std::string& name) {
   }
   const auto& repository = objectField(reply, "repository");
   auto count = optionalIntField(repository, "snapshot_count");
-  std::cout << formatFields({
+  std::vector<std::pair<std::string, std::string>> fields = {
       {"Name", field(repository, "name")},
       {"ID", field(repository, "id")},
       {"Type", field(repository, "type")},
-      {"Path", field(repository, "path")},
+      {"Location", locationText(repository)},
       {"Password", secretStateText(objectField(repository, "password"))},
+  };
+  // A remote repository's settings and, for each credential, whether it is set and where it comes from.
+  static const std::pair<const char*, const char*> kRemoteFields[] = {
+      {"user", "User"}, {"access_key_id", "Access key id"}, {"region", "Region"}, {"account_id", "Account id"},
+      {"account_name", "Account name"}, {"project_id", "Project id"}, {"project_name", "Project"},
+      {"rclone_type", "rclone backend"}, {"ca_cert", "CA certificate"}, {"compression", "Compression"}};
+  for (const auto& [key, label] : kRemoteFields)
+    if (repository.contains(key) && repository[key].is_string() && !repository[key].get<std::string>().empty())
+      fields.emplace_back(label, repository[key].get<std::string>());
+  if (repository.contains("host_key_check") && repository["host_key_check"].is_boolean())
+    fields.emplace_back("Host key check", repository["host_key_check"].get<bool>() ? "yes (known_hosts)" : "no (unsafe)");
+  if (repository.contains("insecure_tls") && repository["insecure_tls"] == true)
+    fields.emplace_back("TLS", "certificate NOT verified (insecure_tls)");
+  for (const char* limit : {"limit_upload", "limit_download"})
+    if (repository.contains(limit) && repository[limit].is_number() && repository[limit].get<int64_t>() > 0)
+      fields.emplace_back(std::string(limit) == "limit_upload" ? "Upload limit" : "Download limit",
+                          std::to_string(repository[limit].get<int64_t>()) + " KiB/s");
+  if (repository.contains("credentials") && repository["credentials"].is_object())
+    for (const auto& [name, state] : repository["credentials"].items())
+      if (state.is_object()) fields.emplace_back("Credential " + name, secretStateText(state));
+  fields.insert(fields.end(), {
       {"Snapshots", count ? std::to_string(*count)
                           : "not read yet (zerobytectl snapshot list " + field(repository, "name", name) + " --refresh)"},
       {"Origin", boolField(repository, "declared") ? "configuration file (read-only here)" : "created through the API"},
@@ -118,6 +207,7 @@ int showRepo(Context& ctx, const std::string& name) {
       {"restic runs as", runsAsText(repository)},
       {"Created", localTimeField(repository, "created")},
   });
+  std::cout << formatFields(fields);
   return 0;
 }
 
@@ -227,14 +317,53 @@ int repoStats(Context& ctx, const std::string& name) {
   return 0;
 }
 
-void addLocationOptions(CLI::App& command, RepoOptions& options) {
-  command.add_option("NAME", options.name, "Repository name ([a-z0-9][a-z0-9_-]*)")->type_name("")->required();
-  command.add_option("--type", options.type, "Repository type (local)")->type_name("TYPE")->capture_default_str();
-  command.add_option("--path", options.path, "Repository directory (a relative path is resolved here)")
-      ->type_name("DIR")
-      ->required();
+void addLocationOptions(CLI::App& command, RepoOptions& o) {
+  command.add_option("NAME", o.name, "Repository name ([a-z0-9][a-z0-9_-]*)")->type_name("")->required();
+  command.add_option("--type", o.type, "Repository type: local, sftp, rest, s3, b2, azure, gcs, swift or rclone")
+      ->type_name("TYPE")
+      ->capture_default_str();
+  command.add_option("--path", o.path,
+                     "local: the directory (a relative path is resolved here); sftp: the directory on the server; "
+                     "s3, b2, azure, gcs, swift: the prefix in the bucket; rclone: the path in the remote")
+      ->type_name("PATH");
+  command.add_option("--host", o.host, "sftp: the server")->type_name("HOST");
+  command.add_option("--port", o.port, "sftp: the server's port (default 22)")->type_name("N");
+  command.add_option("--user", o.user, "sftp, rest, swift: the user to log in as")->type_name("USER");
+  command.add_option("--url", o.url, "rest: the server's URL; swift: the auth URL (without credentials)")->type_name("URL");
+  command.add_option("--endpoint", o.endpoint, "s3: HOST[:PORT] or https://HOST[:PORT] (default: Amazon S3)")->type_name("URL");
+  command.add_option("--bucket", o.bucket, "s3, b2, gcs: the bucket")->type_name("BUCKET");
+  command.add_option("--container", o.container, "azure, swift: the container")->type_name("NAME");
+  command.add_option("--region", o.region, "s3, swift: the region")->type_name("REGION");
+  command.add_option("--access-key-id", o.accessKeyId, "s3: the access key id")->type_name("ID");
+  command.add_flag("--path-style", o.pathStyle, "s3: path-style bucket lookup (MinIO, Ceph and most self-hosted servers)");
+  command.add_option("--account-id", o.accountId, "b2: the account or application key id")->type_name("ID");
+  command.add_option("--account-name", o.accountName, "azure: the storage account")->type_name("NAME");
+  command.add_option("--endpoint-suffix", o.endpointSuffix, "azure: the cloud's endpoint suffix (restic 0.16+)")->type_name("SUFFIX");
+  command.add_option("--project-id", o.projectId, "gcs: the project id")->type_name("ID");
+  command.add_option("--project-name", o.projectName, "swift: the project (tenant)")->type_name("NAME");
+  command.add_option("--user-domain", o.userDomain, "swift: the user's domain")->type_name("DOMAIN");
+  command.add_option("--project-domain", o.projectDomain, "swift: the project's domain")->type_name("DOMAIN");
+  command.add_option("--known-hosts-file", o.knownHostsFile, "sftp: a file with the server's known_hosts line(s) (ssh-keyscan -p PORT HOST)")
+      ->type_name("FILE");
+  command.add_flag("--no-host-key-check", o.noHostKeyCheck, "sftp: do not check the server's key (unsafe)");
+  command.add_option("--rclone-type", o.rcloneType, "rclone: the backend (sftp, webdav, s3, ...)")->type_name("TYPE");
+  command.add_option("--rclone-option", o.rcloneOptions, "rclone: a backend option NAME=VALUE (repeatable)")->type_name("NAME=VALUE");
+  command.add_option("--rclone-secret", o.rcloneSecretOptions, "rclone: a secret backend option NAME=REFERENCE (repeatable)")
+      ->type_name("NAME=REF");
+  command.add_option("--ca-cert", o.caCert, "HTTPS backends: a PEM file of CA certificates to trust (restic --cacert)")->type_name("FILE");
+  command.add_flag("--insecure-tls", o.insecureTls, "HTTPS backends: do not verify the server's certificate (unsafe; warned about)");
+  command.add_option("--limit-upload", o.limitUpload, "Upload limit in KiB/s")->type_name("KIB");
+  command.add_option("--limit-download", o.limitDownload, "Download limit in KiB/s")->type_name("KIB");
+  command.add_option("--compression", o.compression, "auto, off or max (repository format 2)")->type_name("MODE");
+  for (const char* stem : kCredentials) {
+    const std::string name(stem);
+    command.add_option("--" + name + "-file", o.credentialFiles[name], "A file holding the " + name + " ('-': stdin); stored encrypted")
+        ->type_name("FILE");
+    command.add_option("--" + name + "-ref", o.credentialRefs[name], "Where the " + name + " is: file:///path, env://NAME or credential://NAME")
+        ->type_name("REF");
+  }
   command
-      .add_option("--group", options.group,
+      .add_option("--group", o.group,
                   "Share the repository with this Unix group (one you are in): its members may use and manage it")
       ->type_name("GROUP");
 }

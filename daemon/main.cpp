@@ -228,7 +228,8 @@ int main(int argc, char** argv) {
                                   config.daemon.jobHistory,
                                   config.daemon.cancelGraceSeconds,
                                   config.daemon.maxConcurrentJobs,
-                                  mountSettingsOf(config.daemon, runtimeDir, cacheDir)};
+                                  mountSettingsOf(config.daemon, runtimeDir, cacheDir),
+                                  runtimeDir + "/repository-credentials"};
     api::Service service(loop, runner, store, vault, *authorizer, settings);
     service.setDeclared(config);
     service.setRoleGroups(roleGroupsOf(config.daemon));

@@ -1,6 +1,8 @@
 // Domain records → reply JSON.
 #include "daemon/api/json_mapping.h"
 
+#include "daemon/core/repository_backend.h"
+
 #include "common/users.h"
 
 #include <ctime>
@@ -33,7 +35,7 @@ json toJson(const core::Volume& v) {
 json toJson(const core::Repository& r, std::optional<size_t> snapshotCount) {
   json password = {{"set", !r.passwordRef.empty() || !r.password.empty()},
                    {"source", r.passwordRef.empty() ? std::string("stored") : r.passwordRef}};
-  return {{"id", r.id},
+  json out = {{"id", r.id},
           {"name", r.name},
           {"type", r.type},
           {"path", r.path},
@@ -45,7 +47,51 @@ json toJson(const core::Repository& r, std::optional<size_t> snapshotCount) {
           {"privileged", r.privileged},
           {"created", formatTime(r.created)},
           {"password", password},
+          {"location", core::describeRepository(r)},
           {"snapshot_count", snapshotCount ? json(*snapshotCount) : json(nullptr)}};
+  if (!r.isRemote()) return out;
+  // The fields of its type (never a secret); for each credential whether it is set and where it comes from.
+  const auto& m = r.remote;
+  const json fields = {{"host", m.host},
+                       {"port", m.port ? json(m.port) : json(nullptr)},
+                       {"user", m.user},
+                       {"url", m.url},
+                       {"endpoint", m.endpoint},
+                       {"bucket", m.bucket},
+                       {"container", m.bucket},
+                       {"region", m.region},
+                       {"access_key_id", m.accessKeyId},
+                       {"path_style", m.pathStyle},
+                       {"account_id", m.account},
+                       {"account_name", m.account},
+                       {"endpoint_suffix", m.endpointSuffix},
+                       {"project_id", m.project},
+                       {"project_name", m.project},
+                       {"user_domain", m.userDomain},
+                       {"project_domain", m.projectDomain},
+                       {"known_hosts", m.knownHosts},
+                       {"host_key_check", m.hostKeyCheck},
+                       {"rclone_type", m.rcloneType},
+                       {"ca_cert", m.caCert},
+                       {"insecure_tls", m.insecureTls},
+                       {"limit_upload", m.limitUploadKiB},
+                       {"limit_download", m.limitDownloadKiB},
+                       {"compression", m.compression}};
+  for (const auto& key : core::repositoryFieldsOf(r.type))
+    if (fields.contains(key)) out[key] = fields[key];
+  if (r.type == "rclone") {
+    json rclone = json::array();
+    for (const auto& o : m.rcloneOptions) rclone.push_back({{"name", o.name}, {"value", o.value}, {"secret", o.secret}});
+    out["rclone_options"] = rclone;
+  }
+  json credentials = json::object();
+  for (const auto& name : core::repositoryCredentialsOf(r.type)) {
+    auto it = std::find_if(r.credentials.begin(), r.credentials.end(), [&](const auto& c) { return c.name == name; });
+    const bool set = it != r.credentials.end() && (!it->ref.empty() || !it->sealed.empty());
+    credentials[name] = {{"set", set}, {"source", !set ? "" : it->ref.empty() ? "stored" : it->ref}};
+  }
+  out["credentials"] = credentials;
+  return out;
 }
 
 json toJson(const core::Job& j) {

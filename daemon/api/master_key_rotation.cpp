@@ -7,6 +7,7 @@
 #include "daemon/store/store.h"
 
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 namespace zerobyte::api {
@@ -34,17 +35,30 @@ const VolumeSealedField kVolumeSealedFields[] = {
     {&core::Volume::privateKey, &volumePrivateKeyRecord},
 };
 
-template <class Record, class Fields>
-bool reseal(Record& resource, const Fields& fields, const secrets::Vault& vault, uint32_t keyId, size_t& count) {
+// Calls f(sealed, record) for every sealed secret of a resource (a const or mutable one): a repository's password,
+// pending password and backend credentials, a volume's password and private key.
+template <class Repository, class F>
+  requires std::is_same_v<std::remove_const_t<Repository>, core::Repository>
+void visitSealed(Repository& repository, F&& f) {
+  for (const auto& field : kSealedFields) f(repository.*(field.field), field.record(repository));
+  for (auto& credential : repository.credentials) f(credential.sealed, repositoryCredentialRecord(repository, credential.name));
+}
+
+template <class Volume, class F>
+  requires std::is_same_v<std::remove_const_t<Volume>, core::Volume>
+void visitSealed(Volume& volume, F&& f) {
+  for (const auto& field : kVolumeSealedFields) f(volume.*(field.field), field.record(volume));
+}
+
+template <class Record>
+bool reseal(Record& resource, const secrets::Vault& vault, uint32_t keyId, size_t& count) {
   bool changed = false;
-  for (const auto& f : fields) {
-    core::SealedSecret& sealed = resource.*(f.field);
-    if (sealed.empty() || sealed.keyId == keyId) continue;
-    const std::string record = f.record(resource);
+  visitSealed(resource, [&](core::SealedSecret& sealed, const std::string& record) {
+    if (sealed.empty() || sealed.keyId == keyId) return;
     sealed = vault.seal(vault.open(sealed, record).value(), record, keyId);
     changed = true;
     ++count;
-  }
+  });
   return changed;
 }
 
@@ -56,9 +70,9 @@ size_t resealAll(store::Store& store, const secrets::Vault& vault, std::vector<c
   size_t count = 0;
   auto txn = store.begin();
   for (auto& repository : repositories)
-    if (reseal(repository, kSealedFields, vault, keyId, count)) txn.put(repository);
+    if (reseal(repository, vault, keyId, count)) txn.put(repository);
   for (auto& volume : volumes)
-    if (reseal(volume, kVolumeSealedFields, vault, keyId, count)) txn.put(volume);
+    if (reseal(volume, vault, keyId, count)) txn.put(volume);
   more(txn);
   txn.commit();
   return count;
@@ -80,18 +94,20 @@ std::string volumePasswordRecord(const core::Volume& volume) { return "volumes/"
 
 std::string volumePrivateKeyRecord(const core::Volume& volume) { return "volumes/" + volume.id + "/private-key"; }
 
+std::string repositoryCredentialRecord(const core::Repository& repository, const std::string& name) {
+  return "repositories/" + repository.id + "/credentials/" + name;
+}
+
 std::string pendingPasswordRecord(const core::Repository& repository) {
   return "repositories/" + repository.id + "/pending-password";
 }
 
 bool storeHoldsSealedSecrets(const store::Store& store) {
-  for (const auto& repository : store.repositories())
-    for (const auto& f : kSealedFields)
-      if (!(repository.*(f.field)).empty()) return true;
-  for (const auto& volume : store.volumes())
-    for (const auto& f : kVolumeSealedFields)
-      if (!(volume.*(f.field)).empty()) return true;
-  return false;
+  bool any = false;
+  auto look = [&any](const core::SealedSecret& sealed, const std::string&) { any = any || !sealed.empty(); };
+  for (const auto& repository : store.repositories()) visitSealed(repository, look);
+  for (const auto& volume : store.volumes()) visitSealed(volume, look);
+  return any;
 }
 
 RotationResult rotateKeyring(store::Store& store, secrets::Vault& vault, const std::filesystem::path& stateDirectory,
@@ -206,18 +222,17 @@ void reconcileKeyring(store::Store& store, secrets::Vault& vault, const std::fil
   std::vector<std::string> missing;
   uint32_t missingId = 0;
   bool nextUsed = false;
-  auto inspect = [&](const auto& resource, const auto& fields) {
-    for (const auto& f : fields) {
-      const core::SealedSecret& sealed = resource.*(f.field);
-      if (sealed.empty()) continue;
+  auto inspect = [&](const auto& resource) {
+    visitSealed(resource, [&](const core::SealedSecret& sealed, const std::string& record) {
+      if (sealed.empty()) return;
       if (nextId && sealed.keyId == *nextId) nextUsed = true;
-      if (vault.hasKey(sealed.keyId)) continue;
+      if (vault.hasKey(sealed.keyId)) return;
       if (missing.empty()) missingId = sealed.keyId;
-      missing.push_back(describeRecord(resource, f.record(resource)) + " needs key " + secrets::hexKeyId(sealed.keyId));
-    }
+      missing.push_back(describeRecord(resource, record) + " needs key " + secrets::hexKeyId(sealed.keyId));
+    });
   };
-  for (const auto& repository : repositories) inspect(repository, kSealedFields);
-  for (const auto& volume : volumes) inspect(volume, kVolumeSealedFields);
+  for (const auto& repository : repositories) inspect(repository);
+  for (const auto& volume : volumes) inspect(volume);
   if (!missing.empty()) {
     std::string hint;
     if (!vault.credential().empty() && secrets::masterKeyFileExists(stateDirectory)) {

@@ -22,6 +22,8 @@ std::string passwordRecord(const core::Repository& repository);         // "repo
 std::string volumePasswordRecord(const core::Volume& volume);           // "volumes/<id>/password"
 std::string volumePrivateKeyRecord(const core::Volume& volume);         // "volumes/<id>/private-key"
 std::string pendingPasswordRecord(const core::Repository& repository);  // "repositories/<id>/pending-password"
+// "repositories/<id>/credentials/<name>": a backend credential (private_key, secret_access_key, ...).
+std::string repositoryCredentialRecord(const core::Repository& repository, const std::string& name);
 
 // Whether any repository record holds a sealed secret (then a fresh master key would open nothing).
 bool storeHoldsSealedSecrets(const store::Store& store);

@@ -122,6 +122,21 @@ std::vector<ParamSpec> volumeParams() {
           {"auto_remount", B, false}, {"keep_mounted", B, false}};
 }
 
+// CreateRepository and ImportRepository (which also takes the password): a local repository takes a path, remote
+// types their fields (service_repositories.cpp checks which apply).
+std::vector<ParamSpec> repositoryParams(bool import) {
+  std::vector<ParamSpec> params = {{"name", S, true}, {"type", S, true}, {"group", S, false}};
+  if (import) params.push_back({"password", S, true});
+  for (const auto& key : repositoryParameters()) {
+    ParamType type = S;
+    if (key == "port" || key == "limit_upload" || key == "limit_download") type = I;
+    else if (key == "path_style" || key == "host_key_check" || key == "insecure_tls") type = B;
+    else if (key == "rclone_options" || key == "rclone_secret_options") type = L;
+    params.push_back({key.c_str(), type, false});
+  }
+  return params;
+}
+
 // CreateSchedule (name, volume, repository and cron required) and EditSchedule (name required; volume and
 // repository cannot change: a schedule's snapshots and retention belong to them).
 std::vector<ParamSpec> scheduleParams(bool create) {
@@ -166,11 +181,8 @@ const std::vector<Service::MethodSpec>& Service::methods() {
       {"MountVolume", Action::Mount, {{"name", S, true}}, &Service::mountVolume, false, Target::Volume, "name"},
       {"UnmountVolume", Action::Mount, {{"name", S, true}}, &Service::unmountVolume, false, Target::Volume, "name"},
       {"TestVolume", Action::Mount, {{"name", S, true}}, &Service::testVolume, false, Target::Volume, "name"},
-      {"CreateRepository", Action::Manage, {{"name", S, true}, {"type", S, true}, {"path", S, true}, {"group", S, false}},
-       &Service::createRepository},
-      {"ImportRepository", Action::Manage,
-       {{"name", S, true}, {"type", S, true}, {"path", S, true}, {"password", S, true}, {"group", S, false}},
-       &Service::importRepository},
+      {"CreateRepository", Action::Manage, repositoryParams(false), &Service::createRepository},
+      {"ImportRepository", Action::Manage, repositoryParams(true), &Service::importRepository},
       {"ListRepositories", Action::View, {}, &Service::listRepositories},
       {"GetRepository", Action::View, {{"name", S, true}}, &Service::getRepository, false, Target::Repository, "name"},
       {"DeleteRepository", Action::Manage, {{"name", S, true}}, &Service::deleteRepository, false, Target::Repository, "name"},
@@ -625,127 +637,6 @@ void Service::deleteVolume(const json& p, const RequestPtr& r) {
   txn.eraseVolume(v.id);
   txn.commit();
   log::info("volume \"" + v.name + "\" deleted by uid " + std::to_string(r->caller().uid));
-  resourcesChanged();
-  r->reply(json::object());
-}
-
-// ---- repositories ----
-
-namespace {
-
-void validateRepositoryFields(const std::string& name, const std::string& type, const std::string& path) {
-  core::validateName(name, "repository name");
-  if (type != "local")
-    throw Error(ErrorCode::InvalidArgument, "repository type \"" + log::sanitize(type) + "\" is not supported; use \"local\"",
-                {{"parameter", "type"}});
-  core::validateAbsolutePath(path, "repository path");
-  if (path == "/") throw Error(ErrorCode::InvalidArgument, "repository path cannot be /", {{"parameter", "path"}});
-}
-
-}  // namespace
-
-void Service::createRepository(const json& p, const RequestPtr& r) {
-  std::string name = stringParam(p, "name"), type = stringParam(p, "type"), path = stringParam(p, "path");
-  validateRepositoryFields(name, type, path);
-  auto password = secrets::randomPassword();
-  addRepository(name, type, path, password.value(), sharedGroup(p, r->caller()), core::JobOperation::Init, r);
-}
-
-void Service::importRepository(const json& p, const RequestPtr& r) {
-  std::string name = stringParam(p, "name"), type = stringParam(p, "type"), path = stringParam(p, "path");
-  std::string password = stringParam(p, "password");
-  validateRepositoryFields(name, type, path);
-  if (password.empty()) throw Error(ErrorCode::InvalidArgument, "the repository password is empty", {{"parameter", "password"}});
-  if (password.size() > 4096) throw Error(ErrorCode::InvalidArgument, "the repository password is longer than 4096 bytes", {{"parameter", "password"}});
-  addRepository(name, type, path, password, sharedGroup(p, r->caller()), core::JobOperation::Import, r);
-}
-
-// Init (a new repository) or import (an existing one): the record is stored only when restic
-// succeeded with the password, together with the job, in one transaction.
-void Service::addRepository(const std::string& name, const std::string& type, const std::string& path, const std::string& password,
-                            std::optional<uint32_t> group, core::JobOperation operation, const RequestPtr& r) {
-  if (findRepository(name) || m_pendingNames.count(name))
-    throw Error(ErrorCode::AlreadyExists, "a repository named \"" + name + "\" exists already");
-  // An admin's repository is used as root; anyone else's as its owner, and only where they can write.
-  whenAllowed(r, Action::Admin, ownScope(), [this, name, type, path, password, group, operation, r](bool admin) {
-    if (!admin) requireAccessAs(r->caller().uid, path, process::AccessKind::WriteDirectory, "repository path", "path");
-    // Looked at only after the caller's own access check: no peeking through root at other places.
-    struct stat st {};
-    if (operation == core::JobOperation::Init && stat((path + "/config").c_str(), &st) == 0)
-      throw Error(ErrorCode::AlreadyExists, "there is a restic repository at " + path + " already; adopt it with 'zerobytectl repo import " +
-                                                name + " --path " + path + "'");
-    submitRepository(name, type, path, password, group, admin, operation, r);
-  });
-}
-
-void Service::submitRepository(const std::string& name, const std::string& type, const std::string& path, const std::string& password,
-                               std::optional<uint32_t> group, bool privileged, core::JobOperation operation, const RequestPtr& r) {
-  if (findRepository(name) || m_pendingNames.count(name))
-    throw Error(ErrorCode::AlreadyExists, "a repository named \"" + name + "\" exists already");
-  core::Repository repo;
-  repo.groupGid = group;
-  repo.privileged = privileged;
-  repo.id = newId();
-  repo.name = name;
-  repo.type = type;
-  repo.path = path;
-  repo.ownerUid = r->caller().uid;
-  repo.created = now();
-  repo.password = m_vault.seal(password, passwordRecord(repo));
-  m_pendingNames.insert(name);
-
-  core::Job job;
-  job.operation = operation;
-  job.startedByUid = r->caller().uid;
-  bool created = operation == core::JobOperation::Init;
-  submitJob(job, repo, password, [this, r, name, created](ActiveJob& active, bool success) {
-    m_pendingNames.erase(name);
-    const char* verb = created ? "create" : "import";
-    if (!success) {
-      // A classified restic error names the repository already.
-      if (active.error && active.error->code() != ErrorCode::Failed) return r->fail(*active.error);
-      r->fail(Error(ErrorCode::Failed, std::string("cannot ") + verb + " repository \"" + name + "\": " + active.job.message));
-      return;
-    }
-    auto txn = m_store.begin();
-    txn.put(active.repository);
-    txn.put(active.job);
-    txn.commit();
-    log::info("repository \"" + name + "\" (" + active.repository.path + ") " + (created ? "created" : "imported") + " by uid " +
-              std::to_string(active.job.startedByUid));
-    if (!created) invalidateSnapshots(active.repository.id, true);
-    r->reply({{"repository", toJson(active.repository, created ? std::optional<size_t>(0) : std::nullopt)}, {"job", toJson(active.job)}});
-  });
-}
-
-void Service::listRepositories(const json&, const RequestPtr& r) {
-  whenAllowed(r, Action::View, everyoneScope(), [this, r](bool all) {
-    auto groups = users::groupsOf(r->caller().uid);
-    json list = json::array();
-    for (const auto& repo : allRepositories())
-      if (all || scopeOf(repo, r->caller(), groups).callerOwns) list.push_back(toJson(repo, cachedSnapshotCount(repo.id)));
-    r->reply({{"repositories", list}});
-  });
-}
-
-void Service::getRepository(const json& p, const RequestPtr& r) {
-  auto repo = requireRepository(stringParam(p, "name"));
-  r->reply({{"repository", toJson(repo, cachedSnapshotCount(repo.id))}});
-}
-
-void Service::deleteRepository(const json& p, const RequestPtr& r) {
-  auto repo = requireRepository(stringParam(p, "name"));
-  if (repo.declared)
-    throw Error(ErrorCode::ReadOnly, "repository \"" + repo.name + "\" is declared in the configuration file; remove it there and reload");
-  if (repositoryHasActiveJobs(repo.id))
-    throw Error(ErrorCode::Conflict, "repository \"" + repo.name + "\" has running or queued jobs; wait for them or cancel them");
-  if (auto users = schedulesUsing("", repo.name); !users.empty())
-    throw Error(ErrorCode::Conflict, "repository \"" + repo.name + "\" is backed up into by schedule \"" + users.front() +
-                                         "\"; delete the schedule first ('zerobytectl schedule delete " + users.front() + "')");
-  auto txn = m_store.begin();
-  txn.eraseRepository(repo.id);
-  txn.commit();
-  log::info("repository \"" + repo.name + "\" removed by uid " + std::to_string(r->caller().uid) + "; its data at " + repo.path + " is untouched");
   resourcesChanged();
   r->reply(json::object());
 }

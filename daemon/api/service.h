@@ -44,6 +44,9 @@ struct ServiceSettings {
   unsigned cancelGraceSeconds = 10;
   unsigned maxConcurrentJobs = 4;
   mount::MounterSettings mount;
+  // <runtime>/repository-credentials: one directory per restic child of a remote repository (its key, known_hosts,
+  // rclone.conf, ...), owned by the user restic runs as, removed when the child ends.
+  std::string credentialsDirectory;
 };
 
 class Service {
@@ -148,10 +151,16 @@ class Service {
   void listRepositories(const nlohmann::json& p, const RequestPtr& r);
   void getRepository(const nlohmann::json& p, const RequestPtr& r);
   void deleteRepository(const nlohmann::json& p, const RequestPtr& r);
-  void addRepository(const std::string& name, const std::string& type, const std::string& path, const std::string& password,
-                     std::optional<uint32_t> group, core::JobOperation operation, const RequestPtr& r);
-  void submitRepository(const std::string& name, const std::string& type, const std::string& path, const std::string& password,
-                        std::optional<uint32_t> group, bool privileged, core::JobOperation operation, const RequestPtr& r);
+  // A repository a CreateRepository or ImportRepository request describes (validated), and the credential values
+  // it carries (sealed once the record has its id).
+  struct NewRepository {
+    core::Repository repository;
+    std::vector<std::pair<std::string, std::string>> credentialValues;
+  };
+  NewRepository repositoryFromRequest(const nlohmann::json& p) const;
+  void addRepository(NewRepository draft, const std::string& password, core::JobOperation operation, const RequestPtr& r);
+  void submitRepository(NewRepository draft, const std::string& password, bool privileged, core::JobOperation operation,
+                        const RequestPtr& r);
   // The group a new resource is shared with ("group" parameter): it exists and the caller is in it.
   std::optional<uint32_t> sharedGroup(const nlohmann::json& p, const Caller& caller) const;
   // Throws NotAuthorized unless `uid`, as itself, could read (or write) `path`.
@@ -267,9 +276,18 @@ class Service {
   // "schedule backups" say what the caller should do instead).
   void requireSameIdentity(const core::Volume& volume, const core::Repository& repo, std::string_view verb) const;
   std::string cacheHome(uint32_t uid) const;
-  restic::RepositoryContext contextFor(const core::Repository& repository, uint32_t runAsUid) const;
-  // The child's environment, identity (uid, gid, supplementary groups) and directories.
+  // restic for `repository` as `runAsUid`: the context its argv is built from, and in `spec` its environment,
+  // identity (prepareRunAs) and the repository string when that holds a secret. The credential files a remote
+  // backend needs are written for this one child; `files` removes them when its last copy goes.
+  struct ResticLaunch {
+    restic::RepositoryContext ctx;
+    std::shared_ptr<void> files;
+  };
+  ResticLaunch prepareRestic(const core::Repository& repository, uint32_t runAsUid, process::ProcessSpec& spec) const;
+  // The child's environment (with ctx.extraEnv), identity (uid, gid, supplementary groups) and directories.
   void prepareRunAs(process::ProcessSpec& spec, const restic::RepositoryContext& ctx, uint32_t runAsUid) const;
+  // A remote repository's backend credentials (stored ones opened, references resolved), by wire name.
+  std::map<std::string, std::string> credentialsOf(const core::Repository& repository) const;
   // The password as stored now (not as `repository` was copied earlier: a password change or a
   // master key rotation may have happened since), or resolved from its reference.
   secrets::SecretString passwordOf(const core::Repository& repository) const;
@@ -304,7 +322,8 @@ class Service {
   void passwordChangeVerify(const std::shared_ptr<PasswordChange>& change);
   void passwordChangeSwitch(const std::shared_ptr<PasswordChange>& change);
   void passwordChangeRemoveOldKey(const std::shared_ptr<PasswordChange>& change);
-  void runPasswordChangeStep(const std::shared_ptr<PasswordChange>& change, std::vector<std::string> argv,
+  using ArgsBuilder = std::function<std::vector<std::string>(const restic::RepositoryContext&)>;
+  void runPasswordChangeStep(const std::shared_ptr<PasswordChange>& change, ArgsBuilder args,
                              std::vector<std::pair<int, std::string>> secrets, bool logStdout, StepDone done);
   void dropPendingPassword(const std::shared_ptr<PasswordChange>& change);
   void endPasswordChange(const std::shared_ptr<PasswordChange>& change, core::JobState state, std::string message,

@@ -64,6 +64,12 @@ std::optional<std::string> optionalStringParam(const nlohmann::json& p, const ch
 std::vector<std::string> stringListParam(const nlohmann::json& p, const char* key);
 std::optional<int64_t> optionalIntParam(const nlohmann::json& p, const char* key);
 bool boolParam(const nlohmann::json& p, const char* key);
+// Every field of CreateRepository and ImportRepository besides name, type, group and password, in wire names.
+const std::vector<std::string>& repositoryParameters();
+// Whether the request has `key` with a non-null value.
+bool present(const nlohmann::json& p, const std::string& key);
+// "name=value" items of rclone_options, or of rclone_secret_options (`secret`: each value a reference).
+std::vector<core::RcloneOption> rcloneOptionsParam(const nlohmann::json& p, const char* key, bool secret);
 
 // A request whose final answer is also written to the audit trail ("ok" or "failed: <error>").
 RequestPtr auditedRequest(RequestPtr inner, AuditLog& audit, Action action, std::string_view method, std::string resource);

@@ -4,7 +4,11 @@
 #include "daemon/api/master_key_rotation.h"
 #include "daemon/api/service.h"
 #include "daemon/api/service_internal.h"
+#include "daemon/core/repository_backend.h"
+#include "daemon/core/mount_plan.h"
 #include "daemon/core/validation.h"
+#include "daemon/mount/rclone_obscure.h"
+#include "daemon/mount/secret_files.h"
 #include "daemon/log/log.h"
 #include "daemon/secrets/vault.h"
 #include "daemon/store/store.h"
@@ -63,13 +67,101 @@ std::string Service::cacheHome(uint32_t uid) const {
   return uid == 0 ? m_settings.cacheDirectory : m_settings.cacheDirectory + "/users/" + std::to_string(uid);
 }
 
-restic::RepositoryContext Service::contextFor(const core::Repository& repository, uint32_t runAsUid) const {
-  restic::RepositoryContext ctx;
+namespace {
+
+// The fd a repository string with a secret in it reaches restic on (3 and 4 are passwords).
+constexpr int kRepositoryFd = 5;
+
+// A remote repository's credential files for one restic child: removed with the last copy of the guard.
+struct CredentialDirectory {
+  std::string path;
+  explicit CredentialDirectory(std::string p) : path(std::move(p)) {}
+  CredentialDirectory(const CredentialDirectory&) = delete;
+  CredentialDirectory& operator=(const CredentialDirectory&) = delete;
+  ~CredentialDirectory() { mount::removeSecretDirectory(path); }
+};
+
+}  // namespace
+
+std::map<std::string, std::string> Service::credentialsOf(const core::Repository& repository) const {
+  std::optional<core::Repository> stored = repository.declared ? std::nullopt : m_store.repository(repository.id);
+  const core::Repository& current = stored ? *stored : repository;
+  std::map<std::string, std::string> values;
+  for (const auto& c : current.credentials) {
+    try {
+      values[c.name] = c.ref.empty() ? m_vault.open(c.sealed, repositoryCredentialRecord(current, c.name)).value()
+                                     : secrets::resolveReference(c.ref).value();
+    } catch (const Error& e) {
+      throw Error(ErrorCode::SecretUnavailable, "repository \"" + current.name + "\": its " + c.name + " is unavailable: " + e.what());
+    }
+    // A file's final newline is not part of a password or token (a key keeps its own).
+    if (c.name != "private_key" && c.name != "service_account")
+      while (!values[c.name].empty() && (values[c.name].back() == '\n' || values[c.name].back() == '\r')) values[c.name].pop_back();
+  }
+  return values;
+}
+
+Service::ResticLaunch Service::prepareRestic(const core::Repository& repository, uint32_t runAsUid,
+                                             process::ProcessSpec& spec) const {
+  ResticLaunch launch;
+  auto& ctx = launch.ctx;
   ctx.binary = m_settings.resticBinary;
   ctx.repository = repository.path;
   ctx.cacheDir = cacheHome(runAsUid) + "/" + repository.id;
   ctx.passwordFd = 3;
-  return ctx;
+  if (repository.isRemote()) {
+    std::optional<users::Identity> identity;
+    if (runAsUid != 0) {
+      identity = users::lookup(runAsUid);
+      if (!identity)
+        throw Error(ErrorCode::Failed, "restic would run as uid " + std::to_string(runAsUid) +
+                                           " (the owner), which has no entry in the user database; restore the user or delete the resource");
+    }
+    // Traversable, not listable: each child's directory below is its user's own.
+    if (mkdir(m_settings.credentialsDirectory.c_str(), 0711) < 0 && errno != EEXIST)
+      throw Error(ErrorCode::Failed, "cannot create " + m_settings.credentialsDirectory + ": " + std::strerror(errno));
+    const std::string dir = m_settings.credentialsDirectory + "/" + repository.id + "-" + mount::randomSuffix();
+    if (mkdir(dir.c_str(), 0700) < 0) throw Error(ErrorCode::Failed, "cannot create " + dir + ": " + std::strerror(errno));
+    auto guard = std::make_shared<CredentialDirectory>(dir);
+    if (identity && chown(dir.c_str(), identity->uid, identity->gid) < 0)
+      throw Error(ErrorCode::Failed, "cannot give " + dir + " to uid " + std::to_string(runAsUid) + ": " + std::strerror(errno));
+
+    core::ResticAccessContext context;
+    context.fileDir = dir;
+    auto locate = [this](const char* program, const char* package) {
+      std::string path = process::findExecutable(program, m_settings.mount.helperPath);
+      if (path.empty())
+        throw Error(ErrorCode::Failed, std::string(program) + " is not installed (looked in " + m_settings.mount.helperPath +
+                                           "); install " + package);
+      return path;
+    };
+    if (repository.type == "sftp") context.sshProgram = locate("ssh", "openssh-client");
+    std::vector<std::pair<std::string, std::string>> rcloneSecrets;
+    if (repository.type == "rclone") {
+      context.rcloneProgram = locate("rclone", "rclone");
+      for (const auto& option : repository.remote.rcloneOptions) {
+        if (!option.secret) continue;
+        std::string value = secrets::resolveReference(option.value).value();
+        while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
+        rcloneSecrets.emplace_back(option.name, core::rcloneWantsObscured(option.name) ? mount::rcloneObscure(value) : value);
+      }
+    }
+    auto access = core::planResticAccess(repository, credentialsOf(repository), rcloneSecrets, context);
+    for (const auto& file : access.files) {
+      const std::string path = dir + "/" + file.name;
+      mount::writeSecretFile(path, file.content, identity ? identity->uid : 0, identity ? identity->gid : 0);
+    }
+    ctx.repository = access.repository;
+    if (access.repositoryIsSecret) {
+      ctx.repositoryFd = kRepositoryFd;
+      spec.secrets.emplace_back(kRepositoryFd, access.repository);
+    }
+    ctx.globalArgs = std::move(access.args);
+    ctx.extraEnv = std::move(access.env);
+    launch.files = guard;
+  }
+  prepareRunAs(spec, ctx, runAsUid);
+  return launch;
 }
 
 void Service::prepareRunAs(process::ProcessSpec& spec, const restic::RepositoryContext& ctx, uint32_t runAsUid) const {
@@ -110,17 +202,16 @@ core::RepositoryLocks::Ticket Service::runTask(std::shared_ptr<Task> task) {
         try {
           if (m_stopping) throw Error(ErrorCode::Cancelled, "zerobyted is stopping");
           const uint32_t runAs = task->runAsUid.value_or(runAsOf(task->repository));
-          auto ctx = contextFor(task->repository, runAs);
           process::ProcessSpec spec;
-          prepareRunAs(spec, ctx, runAs);
-          spec.argv = task->args(ctx);
+          auto launch = prepareRestic(task->repository, runAs, spec);
+          spec.argv = task->args(launch.ctx);
           spec.secret = task->passwordOverride ? *task->passwordOverride : passwordOf(task->repository).value();
-          spec.secretFd = ctx.passwordFd;
+          spec.secretFd = launch.ctx.passwordFd;
           spec.killGrace = std::chrono::seconds(m_settings.cancelGraceSeconds);
           process::ProcessCallbacks callbacks;
           callbacks.onStdoutLine = task->onStdout;
           callbacks.onStderrLine = task->onStderr;
-          callbacks.onExit = [this, task, ticket](const process::ProcessResult& result) {
+          callbacks.onExit = [this, task, ticket, files = launch.files](const process::ProcessResult& result) {
             m_locks.release(ticket);
             releaseSlot(*task);
             releaseMount(*task);
@@ -476,8 +567,8 @@ void Service::finishJob(uint64_t id, const process::ProcessResult* result, std::
         break;
       case core::JobOperation::Restore: j.message = "snapshot " + j.snapshot + " restored to " + j.target; break;
       case core::JobOperation::Forget: j.message = "snapshot " + j.snapshot + " forgotten (run prune to free its data)"; break;
-      case core::JobOperation::Init: j.message = "repository initialised at " + a.repository.path; break;
-      case core::JobOperation::Import: j.message = "repository at " + a.repository.path + " opened with the given password"; break;
+      case core::JobOperation::Init: j.message = "repository initialised at " + core::describeRepository(a.repository); break;
+      case core::JobOperation::Import: j.message = "repository at " + core::describeRepository(a.repository) + " opened with the given password"; break;
       case core::JobOperation::Unlock: j.message = "stale locks removed"; break;
       case core::JobOperation::ChangePassword: j.message = "password changed"; break;
       case core::JobOperation::Check:
@@ -486,7 +577,7 @@ void Service::finishJob(uint64_t id, const process::ProcessResult* result, std::
         break;
       case core::JobOperation::Prune: j.message = "data no snapshot refers to was removed"; break;
       case core::JobOperation::UnlockAll: j.message = "every lock was removed"; break;
-      case core::JobOperation::CheckConnection: j.message = "the repository at " + a.repository.path + " opens with its password"; break;
+      case core::JobOperation::CheckConnection: j.message = "the repository at " + core::describeRepository(a.repository) + " opens with its password"; break;
       case core::JobOperation::Retention: j.message = retentionMessage(a); break;
     }
     if (!a.successMessage.empty()) j.message = a.successMessage;
@@ -823,6 +914,12 @@ void Service::cancelJob(const json& p, const RequestPtr& r) {
 // ---- start and stop ----
 
 void Service::recover() {
+  // Credential files a crash left behind go before anything else runs.
+  if (!m_settings.credentialsDirectory.empty()) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(m_settings.credentialsDirectory, ec))
+      mount::removeSecretDirectory(entry.path());
+  }
   std::map<std::string, core::Repository> toUnlock;
   for (auto& job : m_store.jobs()) {
     if (core::isFinished(job.state)) continue;

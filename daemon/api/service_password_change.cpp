@@ -14,6 +14,7 @@
 #include "daemon/api/master_key_rotation.h"
 #include "daemon/api/service.h"
 #include "daemon/api/service_internal.h"
+#include "daemon/core/repository_backend.h"
 #include "daemon/log/log.h"
 #include "daemon/secrets/vault.h"
 #include "daemon/store/store.h"
@@ -130,7 +131,7 @@ void Service::beginPasswordChange(const std::shared_ptr<PasswordChange>& change)
   passwordChangeKeyList(change);
 }
 
-void Service::runPasswordChangeStep(const std::shared_ptr<PasswordChange>& change, std::vector<std::string> argv,
+void Service::runPasswordChangeStep(const std::shared_ptr<PasswordChange>& change, ArgsBuilder args,
                                     std::vector<std::pair<int, std::string>> secrets, bool logStdout, StepDone done) {
   auto it = m_jobs.find(change->jobId);
   if (it == m_jobs.end()) return;
@@ -140,11 +141,10 @@ void Service::runPasswordChangeStep(const std::shared_ptr<PasswordChange>& chang
   std::shared_ptr<process::Process> child;
   try {
     const uint32_t runAs = runAsOf(change->repository);
-    auto ctx = contextFor(change->repository, runAs);
     process::ProcessSpec spec;
-    prepareRunAs(spec, ctx, runAs);
-    spec.argv = std::move(argv);
     spec.secrets = std::move(secrets);
+    auto launch = prepareRestic(change->repository, runAs, spec);
+    spec.argv = args(launch.ctx);
     spec.killGrace = std::chrono::seconds(m_settings.cancelGraceSeconds);
     process::ProcessCallbacks callbacks;
     callbacks.onStdoutLine = [this, change, logStdout](std::string_view line) {
@@ -161,7 +161,7 @@ void Service::runPasswordChangeStep(const std::shared_ptr<PasswordChange>& chang
         change->stderrTail.erase(0, change->stderrTail.size() - kStepStderrTail);
       passwordChangeLog(change, std::string(line));
     };
-    callbacks.onExit = [this, done](const process::ProcessResult& result) {
+    callbacks.onExit = [this, done, files = launch.files](const process::ProcessResult& result) {
       // The next step starts on the next iteration, not inside the runner's exit handling.
       m_loop.post([this, done, result] {
         done(&result, std::nullopt);
@@ -179,9 +179,8 @@ void Service::runPasswordChangeStep(const std::shared_ptr<PasswordChange>& chang
 }
 
 void Service::passwordChangeKeyList(const std::shared_ptr<PasswordChange>& change) {
-  auto ctx = contextFor(change->repository, runAsOf(change->repository));
   runPasswordChangeStep(
-      change, restic::keyListArgs(ctx), {{kOldPasswordFd, change->oldPassword.value()}}, false,
+      change, [](const restic::RepositoryContext& ctx) { return restic::keyListArgs(ctx); }, {{kOldPasswordFd, change->oldPassword.value()}}, false,
       [this, change](const process::ProcessResult* result, std::optional<Error> failure) {
         std::optional<Error> error = failure;
         std::optional<std::string> keyId;
@@ -229,9 +228,8 @@ void Service::passwordChangeKeyList(const std::shared_ptr<PasswordChange>& chang
 }
 
 void Service::passwordChangeKeyAdd(const std::shared_ptr<PasswordChange>& change) {
-  auto ctx = contextFor(change->repository, runAsOf(change->repository));
   runPasswordChangeStep(
-      change, restic::keyAddArgs(ctx, kNewPasswordFd),
+      change, [](const restic::RepositoryContext& ctx) { return restic::keyAddArgs(ctx, kNewPasswordFd); },
       {{kOldPasswordFd, change->oldPassword.value()}, {kNewPasswordFd, change->newPassword.value()}}, true,
       [this, change](const process::ProcessResult* result, std::optional<Error> failure) {
         if (wasCancelled(result, failure))
@@ -255,9 +253,8 @@ void Service::passwordChangeKeyAdd(const std::shared_ptr<PasswordChange>& change
 }
 
 void Service::passwordChangeVerify(const std::shared_ptr<PasswordChange>& change) {
-  auto ctx = contextFor(change->repository, runAsOf(change->repository));
   runPasswordChangeStep(
-      change, restic::catConfigArgs(ctx), {{kOldPasswordFd, change->newPassword.value()}}, false,
+      change, [](const restic::RepositoryContext& ctx) { return restic::catConfigArgs(ctx); }, {{kOldPasswordFd, change->newPassword.value()}}, false,
       [this, change](const process::ProcessResult* result, std::optional<Error> failure) {
         const std::string later = "; zerobyted checks again at its next start";
         if (wasCancelled(result, failure))
@@ -318,10 +315,9 @@ void Service::passwordChangeRemoveOldKey(const std::shared_ptr<PasswordChange>& 
                              done + "; the old key could not be identified and may remain in the repository: see "
                                     "'restic key list'");
   }
-  auto ctx = contextFor(change->repository, runAsOf(change->repository));
   const std::string keyId = change->oldKeyId;
   runPasswordChangeStep(
-      change, restic::keyRemoveArgs(ctx, keyId), {{kOldPasswordFd, change->newPassword.value()}}, true,
+      change, [keyId](const restic::RepositoryContext& ctx) { return restic::keyRemoveArgs(ctx, keyId); }, {{kOldPasswordFd, change->newPassword.value()}}, true,
       [this, change, done, keyId](const process::ProcessResult* result, std::optional<Error> failure) {
         if (result && result->success()) {
           passwordChangeLog(change, change->step(6, "restic key remove " + keyId + ": the old key was removed"));
@@ -334,7 +330,7 @@ void Service::passwordChangeRemoveOldKey(const std::shared_ptr<PasswordChange>& 
         passwordChangeLog(change, "restic key remove " + keyId + " failed: " + why);
         endPasswordChange(change, core::JobState::Warning,
                           done + ", but the old key " + keyId + " remains in the repository (" + why +
-                              "); remove it with 'restic -r " + change->repository.path + " key remove " + keyId +
+                              "); remove it with 'restic -r " + core::describeRepository(change->repository) + " key remove " + keyId +
                               "' and the password 'zerobytectl repo password " + change->repository.name + " --reveal' prints");
       });
 }

@@ -35,6 +35,16 @@ const std::vector<std::string>& networkParameters() {
   return names;
 }
 
+uint32_t portParam(const json& p) {
+  auto port = optionalIntParam(p, "port");
+  if (!port) return 0;
+  if (*port < 1 || *port > 65535)
+    throw Error(ErrorCode::InvalidArgument, "port " + std::to_string(*port) + " is not from 1 to 65535", {{"parameter", "port"}});
+  return static_cast<uint32_t>(*port);
+}
+
+}  // namespace
+
 bool present(const json& p, const std::string& key) { return p.contains(key) && !p[key].is_null(); }
 
 // "name=value" items of rclone_options / rclone_secret_options.
@@ -55,16 +65,6 @@ std::vector<core::RcloneOption> rcloneOptionsParam(const json& p, const char* ke
   }
   return out;
 }
-
-uint32_t portParam(const json& p) {
-  auto port = optionalIntParam(p, "port");
-  if (!port) return 0;
-  if (*port < 1 || *port > 65535)
-    throw Error(ErrorCode::InvalidArgument, "port " + std::to_string(*port) + " is not from 1 to 65535", {{"parameter", "port"}});
-  return static_cast<uint32_t>(*port);
-}
-
-}  // namespace
 
 std::string Service::volumeRoot(const core::Volume& volume) const {
   return volume.isNetwork() ? m_mounter->pathOf(volume) : volume.path;

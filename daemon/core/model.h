@@ -72,11 +72,51 @@ struct Volume {
   bool isNetwork() const { return type != "directory"; }
 };
 
+// Where a remote repository is and how restic reaches it (types sftp, rest, s3, b2, azure, gcs, swift, rclone;
+// core/repository_backend.h says which fields each takes). Never a secret: those are RepositoryCredentials.
+struct RepositoryRemote {
+  std::string host;      // sftp
+  uint32_t port = 0;     // sftp; 0: 22
+  std::string user;      // sftp, rest, swift
+  std::string url;       // rest: the server's URL (without credentials); swift: the auth URL
+  std::string endpoint;  // s3: host[:port] or http(s)://host[:port]; empty: Amazon S3
+  std::string bucket;    // s3, b2, gcs: the bucket; azure, swift: the container
+  std::string region;    // s3, swift
+  std::string accessKeyId;  // s3
+  bool pathStyle = false;   // s3: path-style bucket lookup (MinIO, Ceph, s3rver)
+  std::string account;      // b2: the account (key) id; azure: the storage account name
+  std::string endpointSuffix;  // azure: e.g. core.chinacloudapi.cn (restic 0.16 and later)
+  std::string project;         // gcs: the project id; swift: the project (tenant) name
+  std::string userDomain;      // swift (keystone v3)
+  std::string projectDomain;   // swift (keystone v3)
+  std::string knownHosts;      // sftp: the server's known_hosts line(s)
+  bool hostKeyCheck = true;    // sftp: false only when explicitly disabled
+  std::string rcloneType;      // rclone: the backend type (sftp, webdav, s3, ...)
+  std::vector<RcloneOption> rcloneOptions;
+  std::string caCert;          // HTTP(S) backends: a PEM file of CA certificates to trust (--cacert)
+  bool insecureTls = false;    // HTTPS backends: skip certificate verification (--insecure-tls); warned about
+  uint32_t limitUploadKiB = 0;    // --limit-upload; 0: unlimited
+  uint32_t limitDownloadKiB = 0;  // --limit-download; 0: unlimited
+  std::string compression;        // auto, off, max; empty: restic's default (auto)
+};
+
+// A backend credential (sftp private key, REST or Swift password, S3 secret key, B2 or Azure account key, Azure
+// SAS token, GCS service account): sealed with "repositories/<id>/credentials/<name>", or a reference.
+struct RepositoryCredential {
+  std::string name;  // private_key, server_password, secret_access_key, account_key, sas_token, service_account
+  SealedSecret sealed;
+  std::string ref;
+};
+
 struct Repository {
   std::string id;
   std::string name;
   std::string type = "local";
+  // local: the directory; sftp: the path on the server; s3, b2, azure, gcs, swift: the prefix in the bucket or
+  // container; rclone: the path in the remote; rest: unused (the URL holds it).
   std::string path;
+  RepositoryRemote remote;
+  std::vector<RepositoryCredential> credentials;
   bool declared = false;
   uint32_t ownerUid = 0;
   std::optional<uint32_t> groupGid;  // shared with the members of this group
@@ -87,6 +127,7 @@ struct Repository {
   // While a password change runs (and after one was interrupted): the new password, which may
   // or may not open the repository yet. Sealed with "repositories/<id>/pending-password".
   SealedSecret pendingPassword;
+  bool isRemote() const { return type != "local"; }
 };
 
 // Check: restic check (exclusive); CheckConnection: opens the repository with its password only (shared).

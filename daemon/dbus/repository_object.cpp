@@ -1,6 +1,7 @@
 // org.zerobyte.Daemon1.Repository at /org/zerobyte/Daemon1/repositories/<id>.
 #include "common/users.h"
 #include "daemon/api/json_mapping.h"
+#include "daemon/core/repository_backend.h"
 #include "daemon/dbus/objects.h"
 
 namespace zerobyte::dbus {
@@ -35,7 +36,7 @@ std::string RepositoryObject::Type() {
   return guarded([&] { return m_tree.readable(m_repository) ? m_repository.type : std::string(); });
 }
 std::string RepositoryObject::Location() {
-  return guarded([&] { return m_tree.readable(m_repository) ? m_repository.path : std::string(); });
+  return guarded([&] { return m_tree.readable(m_repository) ? core::describeRepository(m_repository) : std::string(); });
 }
 bool RepositoryObject::Declared() { return guarded([&] { return m_tree.readable(m_repository) && m_repository.declared; }); }
 uint32_t RepositoryObject::OwnerUID() { return guarded([&] { return m_tree.readable(m_repository) ? m_repository.ownerUid : 0u; }); }

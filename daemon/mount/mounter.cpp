@@ -1,6 +1,8 @@
 // The mounter: network and FUSE volumes mounted under the daemon's own directory, checked, recorded, reconciled.
 #include "daemon/mount/mounter.h"
 
+#include "daemon/mount/secret_files.h"
+
 #include "daemon/core/validation.h"
 #include "daemon/log/log.h"
 #include "daemon/mount/rclone_obscure.h"
@@ -54,54 +56,6 @@ void makeDirectories(const std::string& path, mode_t mode) {
   std::filesystem::create_directories(path, ec);
   if (ec) throw Error(ErrorCode::Failed, "cannot create " + path + ": " + ec.message());
   ::chmod(path.c_str(), mode);
-}
-
-void writeSecretFile(const std::string& path, const std::string& content) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) throw Error(ErrorCode::Failed, errnoText("cannot create " + path, errno));
-  size_t done = 0;
-  while (done < content.size()) {
-    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int error = errno;
-      ::close(fd);
-      throw Error(ErrorCode::Failed, errnoText("cannot write " + path, error));
-    }
-    done += static_cast<size_t>(n);
-  }
-  ::close(fd);
-}
-
-// Overwrites and removes the files of one mount, then its directory.
-void removeFileDirectory(const std::string& dir) {
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    const std::string path = entry.path();
-    int fd = ::open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd >= 0) {
-      struct stat st {};
-      if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-        std::string zeros(static_cast<size_t>(st.st_size), '\0');
-        [[maybe_unused]] ssize_t n = ::write(fd, zeros.data(), zeros.size());
-      }
-      ::close(fd);
-    }
-    ::unlink(path.c_str());
-  }
-  // Whatever a helper made there itself (a directory under HOME).
-  fs::remove_all(dir, ec);
-}
-
-std::string randomSuffix() {
-  unsigned char bytes[6];
-  secrets::fillRandom(bytes, sizeof(bytes));
-  std::string out;
-  for (unsigned char b : bytes) {
-    out += "0123456789abcdef"[b >> 4];
-    out += "0123456789abcdef"[b & 0xf];
-  }
-  return out;
 }
 
 std::string lastLines(const std::vector<std::string>& lines, size_t count) {
@@ -467,7 +421,7 @@ void Mounter::doMount(const core::Volume& volume, const std::string& target, boo
         attempt->pollOnce = nullptr;
         attempt->processes.clear();
       });
-      removeFileDirectory(fileDir);
+      removeSecretDirectory(fileDir);
       m_helpers.erase(std::remove_if(m_helpers.begin(), m_helpers.end(), [](const auto& p) { return !p->running(); }),
                       m_helpers.end());
       auto it = m_entries.find(id);
@@ -607,7 +561,7 @@ void Mounter::doMount(const core::Volume& volume, const std::string& target, boo
     };
     attempt->pollOnce();
   } catch (const Error& e) {
-    if (!fileDir.empty()) removeFileDirectory(fileDir);
+    if (!fileDir.empty()) removeSecretDirectory(fileDir);
     ::rmdir(target.c_str());
     if (auto it = m_entries.find(id); it != m_entries.end()) {
       it->second->status.state = "failed";
@@ -746,7 +700,7 @@ void Mounter::start(const std::vector<core::Volume>& volumes) {
   // Nothing of a mount outlives it: what a crash left in the credentials directory goes first.
   {
     std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(m_settings.credentialsDirectory, ec)) removeFileDirectory(entry.path());
+    for (const auto& entry : fs::directory_iterator(m_settings.credentialsDirectory, ec)) removeSecretDirectory(entry.path());
   }
   auto owner = [&volumes](const std::string& id) -> const core::Volume* {
     for (const auto& v : volumes)

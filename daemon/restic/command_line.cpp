@@ -23,7 +23,10 @@ std::vector<std::string> command(const RepositoryContext& ctx, std::initializer_
                                  Json json) {
   std::vector<std::string> argv{ctx.binary};
   for (const char* word : words) argv.emplace_back(word);
-  argv.insert(argv.end(), {"--cache-dir", ctx.cacheDir, "--repo", ctx.repository});
+  argv.insert(argv.end(), {"--cache-dir", ctx.cacheDir});
+  if (ctx.repositoryFd > 0) argv.insert(argv.end(), {"--repository-file", "/dev/fd/" + std::to_string(ctx.repositoryFd)});
+  else argv.insert(argv.end(), {"--repo", ctx.repository});
+  argv.insert(argv.end(), ctx.globalArgs.begin(), ctx.globalArgs.end());
   if (lock == Lock::Skip) argv.emplace_back("--no-lock");
   if (json == Json::On) argv.emplace_back("--json");
   return argv;
@@ -205,7 +208,7 @@ std::vector<std::string> keyRemoveArgs(const RepositoryContext& ctx, const std::
 }
 
 std::vector<std::string> environment(const RepositoryContext& ctx, const std::string& home, const std::string& tmpDir) {
-  return {
+  std::vector<std::string> env = {
       "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
       "HOME=" + home,
       "TMPDIR=" + tmpDir,
@@ -215,6 +218,8 @@ std::vector<std::string> environment(const RepositoryContext& ctx, const std::st
       // Also given as --cache-dir; the variable covers any code path that reads only the environment.
       "RESTIC_CACHE_DIR=" + ctx.cacheDir,
   };
+  env.insert(env.end(), ctx.extraEnv.begin(), ctx.extraEnv.end());
+  return env;
 }
 
 }  // namespace zerobyte::restic

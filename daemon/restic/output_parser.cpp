@@ -294,6 +294,61 @@ Error noRepository(const std::vector<std::string>& lines, std::string_view repos
                    (location.empty() ? std::string("its location") : truncated(location)));
 }
 
+// What restic (and the ssh, rclone or HTTP client under it) prints when the server is not there, not trusted or
+// refuses the login, and what that means for the user. restic 0.14 exits 1 for all of them and often adds its
+// "Is there a repository" question too: these are looked for first.
+struct UnreachableCause {
+  std::string_view needle;
+  std::string_view cause;
+};
+constexpr UnreachableCause kUnreachableCauses[] = {
+    {"connection refused", "the server refused the connection (is it running, and is the port right?)"},
+    {"Connection refused", "the server refused the connection (is it running, and is the port right?)"},
+    {"no such host", "the server's name does not resolve"},
+    {"Could not resolve hostname", "the server's name does not resolve"},
+    {"network is unreachable", "the network is unreachable"},
+    {"no route to host", "there is no route to the server"},
+    {"No route to host", "there is no route to the server"},
+    {"i/o timeout", "the server did not answer in time"},
+    {"Connection timed out", "the server did not answer in time"},
+    {"context deadline exceeded", "the server did not answer in time"},
+    {"TLS handshake timeout", "the server did not answer in time"},
+    {"connection reset by peer", "the server closed the connection"},
+    {"Connection closed by", "the server closed the connection"},
+    {"x509: certificate signed by unknown authority", "the server's TLS certificate is not trusted (give ca_cert)"},
+    {"x509:", "the server's TLS certificate does not verify"},
+    {"server gave HTTP response to HTTPS client", "the server speaks HTTP, not HTTPS"},
+    {"Host key verification failed", "the server's host key does not match known_hosts"},
+    {"REMOTE HOST IDENTIFICATION HAS CHANGED", "the server's host key does not match known_hosts"},
+    {"Permission denied (", "the server refused the login (user or private key)"},
+    {"SignatureDoesNotMatch", "the server refused the credentials (secret access key)"},
+    {"The request signature we calculated does not match", "the server refused the credentials (secret access key)"},
+    {"InvalidAccessKeyId", "the server refused the credentials (access key id)"},
+    {"The AWS Access Key Id you provided does not exist", "the server refused the credentials (access key id)"},
+    {"Access Denied", "the server denied access with these credentials"},
+    {"AccessDenied", "the server denied access with these credentials"},
+    {"401 Unauthorized", "the server refused the user or password"},
+    {"unexpected HTTP response (401)", "the server refused the user or password"},
+    {"403 Forbidden", "the server denied access with these credentials"},
+    {"unexpected HTTP response (403)", "the server denied access with these credentials"},
+    {"unable to start the sftp session", "the SFTP session could not be started"},
+    {"error talking HTTP to rclone", "rclone could not reach the remote"},
+};
+
+std::optional<Error> unreachable(const std::vector<std::string>& lines, std::string_view repositoryName) {
+  for (const auto& cause : kUnreachableCauses)
+    for (const auto& line : lines)
+      if (line.find(cause.needle) != std::string::npos) {
+        const auto fatal = std::find_if(lines.begin(), lines.end(), [](const std::string& l) { return startsWith(l, "Fatal:"); });
+        const std::string& said = line.find("Fatal:") == 0 || fatal == lines.end() ? line : *fatal;
+        std::string detail = truncated(said);
+        if (&said != &line) detail += " (" + truncated(line) + ")";
+        return Error(ErrorCode::Unreachable,
+                     repositoryPrefix(repositoryName) + ": cannot reach the repository: " + std::string(cause.cause) + "; restic: " + detail);
+      }
+  return std::nullopt;
+}
+
 Error locked(const std::vector<std::string>& lines, std::string_view repositoryName) {
   std::string lockLine = "the repository is locked";
   for (const auto& line : lines)
@@ -506,6 +561,12 @@ std::variant<std::monostate, core::Snapshot, core::Node> parseLsLine(std::string
 Error classifyFailure(int exitCode, std::string_view stderrText, std::string_view repositoryName) {
   const auto lines = stderrLines(stderrText);
 
+  if (anyContains(lines, "config file already exists"))
+    return Error(ErrorCode::AlreadyExists, repositoryPrefix(repositoryName) +
+                                               ": there is a restic repository at that location already; adopt it with "
+                                               "'zerobytectl repo import' and its password");
+  if (exitCode != kExitNoRepository && exitCode != kExitWrongPassword && exitCode != kExitLocked)
+    if (auto error = unreachable(lines, repositoryName)) return *error;
   if (exitCode == kExitNoRepository || anyContains(lines, kNoRepositoryQuestion))
     return noRepository(lines, repositoryName);
   if (exitCode == kExitWrongPassword || anyContains(lines, kWrongPassword))

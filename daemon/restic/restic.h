@@ -26,6 +26,11 @@ struct RepositoryContext {
   std::string repository;  // the restic repository string ("/srv/repo" for local)
   std::string cacheDir;    // per-repository cache directory
   int passwordFd = 3;      // the child reads the password from /dev/fd/<passwordFd>
+  // > 0: the repository string holds a secret (a REST password): restic reads it from /dev/fd/<repositoryFd>
+  // (--repository-file) and `repository` never appears on argv.
+  int repositoryFd = 0;
+  std::vector<std::string> globalArgs;  // the backend's flags (-o ..., --cacert, --limit-*), after the repository
+  std::vector<std::string> extraEnv;    // the backend's NAME=value (credentials restic reads only from its environment)
 };
 
 // argv (argv[0] = binary) for each operation. Always --json where restic has it,
@@ -85,8 +90,8 @@ std::vector<std::string> keyAddArgs(const RepositoryContext& ctx, int newPasswor
 std::vector<std::string> keyRemoveArgs(const RepositoryContext& ctx, const std::string& keyId);
 
 // The child's whole environment: PATH, HOME, LANG=C.UTF-8, TMPDIR,
-// RESTIC_PASSWORD_FILE=/dev/fd/<passwordFd>, RESTIC_PROGRESS_FPS (progress rate), RESTIC_CACHE_DIR.
-// Nothing is inherited from the daemon.
+// RESTIC_PASSWORD_FILE=/dev/fd/<passwordFd>, RESTIC_PROGRESS_FPS (progress rate), RESTIC_CACHE_DIR, then
+// ctx.extraEnv. Nothing is inherited from the daemon.
 std::vector<std::string> environment(const RepositoryContext& ctx, const std::string& home, const std::string& tmpDir);
 
 // One stdout line of `backup --json`, or one stderr line (JSON error or text).
@@ -156,7 +161,10 @@ std::variant<std::monostate, core::Snapshot, core::Node> parseLsLine(std::string
 // Turns a failed run (exit code, collected stderr) into an Error:
 // NoRepository ("Is there a repository at the following location?", 0.18 exit 10),
 // WrongPassword ("wrong password or no key found", 0.18 exit 12),
-// RepositoryLocked ("repository is already locked", 0.18 exit 11), else Failed.
+// RepositoryLocked ("repository is already locked", 0.18 exit 11), AlreadyExists ("config file already exists",
+// init), Unreachable (connection refused, unknown host, timeout, untrusted TLS certificate, host key mismatch,
+// credentials refused by the server: looked for before NoRepository, since 0.14 asks "Is there a repository"
+// after those too), else Failed.
 // The message names the repository and carries restic's own "Fatal: ..." text.
 Error classifyFailure(int exitCode, std::string_view stderrText, std::string_view repositoryName);
 

@@ -111,6 +111,19 @@ void serialize(Archive& ar, Repository& r, const std::uint32_t version) {
   ar(r.id, r.name, r.type, r.path, r.declared, r.ownerUid, r.created, r.password, r.passwordRef);
   if (version >= 2) ar(r.pendingPassword);
   if (version >= 3) ar(r.groupGid, r.privileged);
+  if (version >= 4) ar(r.remote, r.credentials);
+}
+
+template <class Archive>
+void serialize(Archive& ar, RepositoryRemote& r, const std::uint32_t /*version*/) {
+  ar(r.host, r.port, r.user, r.url, r.endpoint, r.bucket, r.region, r.accessKeyId, r.pathStyle, r.account, r.endpointSuffix,
+     r.project, r.userDomain, r.projectDomain, r.knownHosts, r.hostKeyCheck, r.rcloneType, r.rcloneOptions, r.caCert,
+     r.insecureTls, r.limitUploadKiB, r.limitDownloadKiB, r.compression);
+}
+
+template <class Archive>
+void serialize(Archive& ar, RepositoryCredential& c, const std::uint32_t /*version*/) {
+  ar(c.name, c.sealed, c.ref);
 }
 
 template <class Archive>
@@ -179,7 +192,9 @@ CEREAL_CLASS_VERSION(zerobyte::core::Volume, 3)      // 2: groupGid, privileged;
 CEREAL_CLASS_VERSION(zerobyte::core::RcloneOption, 1)
 CEREAL_CLASS_VERSION(zerobyte::core::VolumeRemote, 1)
 CEREAL_CLASS_VERSION(zerobyte::core::MountRecord, 1)
-CEREAL_CLASS_VERSION(zerobyte::core::Repository, 3)  // 2: pendingPassword; 3: groupGid, privileged
+CEREAL_CLASS_VERSION(zerobyte::core::Repository, 4)  // 2: pendingPassword; 3: groupGid, privileged; 4: remote, credentials
+CEREAL_CLASS_VERSION(zerobyte::core::RepositoryRemote, 1)
+CEREAL_CLASS_VERSION(zerobyte::core::RepositoryCredential, 1)
 CEREAL_CLASS_VERSION(zerobyte::core::JobProgress, 1)
 CEREAL_CLASS_VERSION(zerobyte::core::BackupSummary, 1)
 CEREAL_CLASS_VERSION(zerobyte::core::Job, 3)  // 2: runAsUid; 3: scheduleId, scheduleName, trigger, attempt, readDataSubset

@@ -1,22 +1,30 @@
 // The test servers of tests/support/test_servers.h, each reached by the real client the product
 // uses with it: ssh (as restic's sftp.command runs it), rclone's webdav backend, smbclient, and
-// restic's rest: backend.
+// restic's rest: and s3: backends.
 #include "tests/integration/harness.h"
 #include "tests/support/test_servers.h"
 
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pwd.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <stdexcept>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace zbtest {
@@ -211,6 +219,188 @@ TEST_F(TestServers, ResticRestServerHoldsARepositoryAcrossARestart) {
   EXPECT_EQ(server.port(), port);
   CommandResult after = restic({"snapshots", "--json"});
   EXPECT_EQ(after.exitCode, 0) << describe(after) << "\n" << server.logTail();
+}
+
+// Runs a program (absolute path) with exactly `environment` (no shell, stdin /dev/null), its
+// stdout and stderr captured through files in `scratch`; killed after 120 s.
+CommandResult runWithEnvironment(const std::vector<std::string>& argv, const std::vector<std::string>& environment,
+                                 const std::filesystem::path& scratch) {
+  CommandResult result;
+  const auto outPath = scratch / "command.out";
+  const auto errPath = scratch / "command.err";
+  std::vector<char*> args, env;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  for (const auto& e : environment) env.push_back(const_cast<char*>(e.c_str()));
+  env.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attributes;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, outPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, errPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawnattr_init(&attributes);
+  // The test process may block signals and ignore SIGPIPE: the program gets neither.
+  sigset_t none, defaults;
+  sigemptyset(&none);
+  sigemptyset(&defaults);
+  for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGQUIT}) sigaddset(&defaults, sig);
+  posix_spawnattr_setsigmask(&attributes, &none);
+  posix_spawnattr_setsigdefault(&attributes, &defaults);
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = -1;
+  const int error = ::posix_spawn(&pid, args[0], &actions, &attributes, args.data(), env.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attributes);
+  if (error != 0) {
+    result.err = "posix_spawn " + argv[0] + ": " + std::strerror(error);
+    return result;
+  }
+  ownProcess(pid);  // the harness must not take it for an adopted orphan
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  int status = 0;
+  bool timedOut = false;
+  for (;;) {
+    const pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) break;
+    if (r < 0 && errno != EINTR) break;
+    if (!timedOut && std::chrono::steady_clock::now() >= deadline) {
+      ::kill(pid, SIGKILL);
+      timedOut = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  disownProcess(pid);
+  result.exitCode = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  result.out = readAll(outPath.string());
+  result.err = readAll(errPath.string()) + (timedOut ? "\n[killed after 120 s]\n" : "");
+  return result;
+}
+
+// restic against an S3Server as the daemon runs it: the repository password from a file
+// (RESTIC_PASSWORD_FILE), the S3 credentials in the environment only, the test CA by --cacert.
+class ResticOnS3 {
+ public:
+  ResticOnS3(const S3Server& server, const std::string& prefix) : m_server(server), m_repository(server.resticRepository(prefix)) {
+    m_scratch = server.dir() / ("client-" + prefix);
+    std::filesystem::create_directories(m_scratch);
+    m_passwordFile = m_scratch / "repository-password";
+    writeFile(m_passwordFile, "s3 repository password\n");
+  }
+
+  CommandResult operator()(const std::vector<std::string>& args) const { return run(args, m_server.accessKeyId()); }
+  // With another access key id than the server's.
+  CommandResult run(const std::vector<std::string>& args, const std::string& accessKeyId, bool withCa = true) const {
+    std::vector<std::string> argv = {kRestic, "--no-cache", "-r", m_repository};
+    if (withCa) argv.insert(argv.end(), {"--cacert", m_server.caPath().string()});
+    argv.insert(argv.end(), args.begin(), args.end());
+    return runWithEnvironment(argv,
+                              {"PATH=/usr/bin:/bin", "HOME=" + m_scratch.string(), "RESTIC_PASSWORD_FILE=" + m_passwordFile.string(),
+                               "AWS_ACCESS_KEY_ID=" + accessKeyId, "AWS_SECRET_ACCESS_KEY=" + m_server.secretAccessKey()},
+                              m_scratch);
+  }
+  const std::filesystem::path& scratch() const { return m_scratch; }
+
+ private:
+  const S3Server& m_server;
+  std::string m_repository;
+  std::filesystem::path m_scratch;
+  std::filesystem::path m_passwordFile;
+};
+
+size_t snapshotCount(const CommandResult& r) {
+  auto parsed = nlohmann::json::parse(r.out, nullptr, false);
+  return parsed.is_array() ? parsed.size() : static_cast<size_t>(-1);
+}
+
+TEST_F(TestServers, S3ServerTakesABackupAndRestoresItOverHttps) {
+  S3Server server;
+  EXPECT_EQ(server.url(), "https://127.0.0.1:" + std::to_string(server.port()));
+  EXPECT_EQ(server.resticRepository("repo"), "s3:" + server.url() + "/" + server.bucket() + "/repo");
+  EXPECT_TRUE(std::filesystem::is_directory(server.root() / server.bucket())) << server.logTail();
+  EXPECT_TRUE(contains(readAll(server.caPath().string()), "-----BEGIN CERTIFICATE-----"));
+  struct stat key {};
+  ASSERT_EQ(::stat(server.keyPath().c_str(), &key), 0);
+  EXPECT_EQ(key.st_mode & 0777, 0600u);
+
+  ResticOnS3 restic(server, "repo");
+  // A certificate of another CA than the system's: refused without --cacert.
+  CommandResult untrusted = restic.run({"init"}, server.accessKeyId(), false);
+  EXPECT_NE(untrusted.exitCode, 0) << describe(untrusted);
+  EXPECT_TRUE(contains(untrusted.err, "certificate signed by unknown authority")) << describe(untrusted);
+
+  CommandResult init = restic({"init"});
+  ASSERT_EQ(init.exitCode, 0) << describe(init) << "\n" << server.logTail();
+  EXPECT_TRUE(std::filesystem::exists(server.root() / server.bucket() / "repo" / "config._S3rver_object")) << server.logTail();
+
+  const auto source = restic.scratch() / "source";
+  makeTree(source.string(), 40);
+  CommandResult backup = restic({"backup", "--json", source.string()});
+  ASSERT_EQ(backup.exitCode, 0) << describe(backup) << "\n" << server.logTail();
+  EXPECT_TRUE(contains(backup.out, "\"message_type\":\"summary\"")) << describe(backup);
+
+  CommandResult snapshots = restic({"snapshots", "--json"});
+  ASSERT_EQ(snapshots.exitCode, 0) << describe(snapshots);
+  EXPECT_EQ(snapshotCount(snapshots), 1u) << describe(snapshots);
+
+  const auto target = restic.scratch() / "restored";
+  CommandResult restore = restic({"restore", "latest", "--target", target.string()});
+  ASSERT_EQ(restore.exitCode, 0) << describe(restore) << "\n" << server.logTail();
+  EXPECT_EQ(compareTrees(source.string(), (target / source.relative_path()).string()), "");
+
+  // s3rver checks the access key id (not the secret of a V4 signature).
+  CommandResult wrongKey = restic.run({"snapshots", "--json"}, "NOT-S3RVER");
+  EXPECT_NE(wrongKey.exitCode, 0) << describe(wrongKey);
+  EXPECT_TRUE(contains(wrongKey.err, "Access Key Id")) << describe(wrongKey);
+  EXPECT_TRUE(adoptedProcesses().empty());
+}
+
+TEST_F(TestServers, S3ServerKeepsTheRepositoryAcrossAStopAndStart) {
+  S3Server server;
+  ResticOnS3 restic(server, "kept");
+  CommandResult init = restic({"init"});
+  ASSERT_EQ(init.exitCode, 0) << describe(init) << "\n" << server.logTail();
+  const auto source = restic.scratch() / "source";
+  std::filesystem::create_directories(source);
+  writeFile(source / "hello.txt", "hello s3\n");
+  CommandResult backup = restic({"backup", source.string()});
+  ASSERT_EQ(backup.exitCode, 0) << describe(backup) << "\n" << server.logTail();
+
+  const int port = server.port();
+  server.stop();
+  EXPECT_FALSE(server.running());
+  EXPECT_FALSE(acceptsConnections(port));
+  CommandResult down = restic({"snapshots", "--json"});
+  EXPECT_NE(down.exitCode, 0) << describe(down);
+  EXPECT_TRUE(contains(down.err, "connection refused")) << describe(down);
+
+  server.start();
+  EXPECT_TRUE(server.running());
+  EXPECT_EQ(server.port(), port);
+  CommandResult again = restic({"snapshots", "--json"});
+  ASSERT_EQ(again.exitCode, 0) << describe(again) << "\n" << server.logTail();
+  EXPECT_EQ(snapshotCount(again), 1u) << describe(again);
+  CommandResult second = restic({"backup", source.string()});
+  EXPECT_EQ(second.exitCode, 0) << describe(second) << "\n" << server.logTail();
+  CommandResult check = restic({"check"});
+  EXPECT_EQ(check.exitCode, 0) << describe(check);
+  EXPECT_TRUE(adoptedProcesses().empty());
+}
+
+// Without the program: a clear error naming the install step, not a failed start.
+TEST_F(TestServers, S3ServerWithoutS3rverSaysHowToInstallIt) {
+  const char* before = std::getenv("ZBTEST_S3RVER");
+  const std::string saved = before ? before : "";
+  ::setenv("ZBTEST_S3RVER", "/nonexistent/s3rver", 1);
+  try {
+    S3Server server;
+    ADD_FAILURE() << "started without s3rver";
+  } catch (const std::runtime_error& e) {
+    EXPECT_TRUE(contains(e.what(), "scripts/install-deps --tests")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "/nonexistent/s3rver")) << e.what();
+  }
+  if (before) ::setenv("ZBTEST_S3RVER", saved.c_str(), 1);
+  else ::unsetenv("ZBTEST_S3RVER");
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// Real sshd, smbd and rclone servers on 127.0.0.1 for tests (see test_servers.h).
+// Real sshd, smbd, rclone and s3rver servers on 127.0.0.1 for tests (see test_servers.h).
 #include "tests/support/test_servers.h"
 
 #include <arpa/inet.h>
@@ -948,6 +948,66 @@ std::vector<std::string> ResticRestServer::command() const {
   return {"/usr/bin/rclone", "serve", "restic", root().string(), "--addr", "127.0.0.1:" + std::to_string(port()),
           "--user", user(), "--pass", password(),
           "--config", (dir() / "rclone.conf").string(), "--cache-dir", (dir() / "cache").string()};
+}
+
+// ---------------------------------------------------------------------------------------------
+
+// Where scripts/install-deps --tests installs s3rver (npm install --prefix /usr/local/lib/zerobyte-tests s3rver@3).
+#ifndef ZBTEST_S3RVER_PATH
+#define ZBTEST_S3RVER_PATH "/usr/local/lib/zerobyte-tests/node_modules/.bin/s3rver"
+#endif
+
+std::string S3Server::program() {
+  const char* path = std::getenv("ZBTEST_S3RVER");
+  return path && *path ? path : ZBTEST_S3RVER_PATH;
+}
+
+S3Server::S3Server() : TestServer("s3") {
+  const std::string path = program();
+  if (::access(path.c_str(), X_OK) != 0) {
+    const std::string reason = std::strerror(errno);
+    throw std::runtime_error("test servers: s3rver is not installed at " + path + " (" + reason +
+                             "): run `scripts/install-deps --tests` (or set ZBTEST_S3RVER)");
+  }
+  makeDirectory(root(), 0755);
+  // A CA of this server's own and a certificate for 127.0.0.1 signed by it (Go's TLS client, restic's,
+  // reads only the subjectAltName). EC P-256 keys: quick to make.
+  const std::string openssl = "/usr/bin/openssl";
+  const auto caKey = dir() / "ca.key";
+  const auto request = dir() / "server.csr";
+  const auto extensions = dir() / "server.ext";
+  runOrThrow({openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+              caKey.string(), "-out", caPath().string(), "-days", "30", "-subj", "/CN=zerobyte test CA " + dir().filename().string(),
+              "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"});
+  runOrThrow({openssl, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+              keyPath().string(), "-out", request.string(), "-subj", "/CN=127.0.0.1"});
+  writeWholeFile(extensions,
+                 "subjectAltName = IP:127.0.0.1\n"
+                 "basicConstraints = critical,CA:FALSE\n"
+                 "keyUsage = critical,digitalSignature,keyEncipherment\n"
+                 "extendedKeyUsage = serverAuth\n",
+                 0644);
+  runOrThrow({openssl, "x509", "-req", "-in", request.string(), "-CA", caPath().string(), "-CAkey", caKey.string(),
+              "-CAcreateserial", "-CAserial", (dir() / "ca.srl").string(), "-out", certPath().string(), "-days", "30",
+              "-extfile", extensions.string()});
+  for (const auto& key : {caKey, keyPath()})
+    if (::chmod(key.c_str(), 0600) != 0) throw std::runtime_error(errnoText("chmod " + key.string()));
+  ::chmod(caPath().c_str(), 0644);
+  ::chmod(certPath().c_str(), 0644);
+  startFirst();
+}
+
+std::string S3Server::url() const { return "https://127.0.0.1:" + std::to_string(port()); }
+
+std::string S3Server::resticRepository(const std::string& prefix) const {
+  return "s3:" + url() + "/" + bucket() + (prefix.empty() ? "" : "/" + prefix);
+}
+
+std::vector<std::string> S3Server::command() const {
+  // The script's "#!/usr/bin/env node" makes the server process node, under this pid. It creates
+  // bucket() before it listens; a port in use ends it with "EADDRINUSE: address already in use".
+  return {program(), "--address", "127.0.0.1", "--port", std::to_string(port()), "--directory", root().string(),
+          "--key", keyPath().string(), "--cert", certPath().string(), "--configure-bucket", bucket()};
 }
 
 std::string readAll(const std::string& path) {

@@ -1,5 +1,5 @@
 // Real servers for the remote backends, on 127.0.0.1 only, for tests: sshd (sftp), rclone's WebDAV
-// and restic REST servers, and smbd. Each runs in its own session (setsid) from its own temporary
+// and restic REST servers, smbd, and s3rver (S3 over HTTPS). Each runs in its own session (setsid) from its own temporary
 // directory under /tmp (mode 0755, removed by the destructor unless ZBTEST_KEEP=1), on a free port
 // chosen when it first starts. The constructors start the server and return once it listens;
 // every wait is bounded and a failure throws std::runtime_error carrying the tail of the server's
@@ -51,7 +51,7 @@ class TestServer {
 
   int port() const { return m_port; }
   std::string host() const { return "127.0.0.1"; }
-  pid_t pid() const { return m_pid; }                // the server itself (sshd, smbd, rclone); -1 when stopped
+  pid_t pid() const { return m_pid; }                // the server itself (sshd, smbd, rclone, node); -1 when stopped
   pid_t reaperPid() const { return m_reaperPid; }    // its parent, the test process's child; -1 when stopped
   // The temporary directory: configuration, keys, log, served data.
   const std::filesystem::path& dir() const { return m_dir; }
@@ -190,6 +190,40 @@ class ResticRestServer : public TestServer {
   // "rest-Pass,1:x": restic 0.14 reads it from the URL as is or percent-encoded.
   std::string password() const { return "rest-Pass,1:x"; }
   std::filesystem::path root() const { return dir() / "repos"; }
+
+ protected:
+  std::vector<std::string> command() const override;
+};
+
+// s3rver (the npm package, major version 3) over HTTPS: --address 127.0.0.1 --port PORT
+// --directory root() --key/--cert of a server certificate for IP 127.0.0.1 (subjectAltName) signed
+// by a CA made for this server alone (caPath()); both made with the openssl program into dir() and
+// kept across stop()/start(). The bucket() is created at every start (--configure-bucket; the data
+// in root() stays), before the server listens. The program is
+// /usr/local/lib/zerobyte-tests/node_modules/.bin/s3rver, installed there from the npm registry by
+// `scripts/install-deps --tests` (ZBTEST_S3RVER names another); the constructor throws when it is
+// missing. restic 0.14: "s3:" + url() + "/" + bucket() + "/PREFIX" with --cacert caPath() (0.14
+// ignores RESTIC_CACERT) and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in its environment.
+// s3rver knows one key pair, S3RVER / S3RVER, and of a V4-signed request (restic's) checks only
+// the access key id: another id is refused (403 InvalidAccessKeyId), a wrong secret is not.
+class S3Server : public TestServer {
+ public:
+  S3Server();
+
+  std::string url() const;  // "https://127.0.0.1:PORT" (no slash at the end)
+  std::string bucket() const { return "zbtest"; }
+  // "s3:https://127.0.0.1:PORT/zbtest/PREFIX" (no slash and no PREFIX when PREFIX is empty).
+  std::string resticRepository(const std::string& prefix) const;
+  std::string accessKeyId() const { return "S3RVER"; }
+  std::string secretAccessKey() const { return "S3RVER"; }
+  // s3rver's --directory: one directory per bucket; object KEY is the file BUCKET/KEY._S3rver_object
+  // (beside it KEY._S3rver_metadata.json and KEY._S3rver_object.md5).
+  std::filesystem::path root() const { return dir() / "data"; }
+  std::filesystem::path caPath() const { return dir() / "ca.pem"; }  // PEM of the CA that signed the server's certificate
+  std::filesystem::path certPath() const { return dir() / "server.pem"; }
+  std::filesystem::path keyPath() const { return dir() / "server.key"; }  // 0600
+  // ZBTEST_S3RVER when set and not empty, else the place scripts/install-deps --tests installs it to.
+  static std::string program();
 
  protected:
   std::vector<std::string> command() const override;

@@ -27,7 +27,7 @@ using zbtest::unit::thrownError;
 
 const std::string kRestic = std::getenv("ZB_TEST_RESTIC") ? std::getenv("ZB_TEST_RESTIC") : "/usr/bin/restic";
 
-RepositoryContext context() { return RepositoryContext{"/usr/bin/restic", "/srv/backups/main", "/var/cache/zerobyte/r1", 3}; }
+RepositoryContext context() { return RepositoryContext{"/usr/bin/restic", "/srv/backups/main", "/var/cache/zerobyte/r1", 3, 0, {}, {}}; }
 
 // ---- argv ----
 
@@ -90,7 +90,7 @@ class ResticKeysWithRealRestic : public ::testing::Test {
 
   void SetUp() override {
     if (::access(kRestic.c_str(), X_OK) != 0) GTEST_SKIP() << kRestic << " is not installed";
-    m_ctx = RepositoryContext{kRestic, (m_dir.path() / "repo").string(), (m_dir.path() / "cache").string(), 3};
+    m_ctx = RepositoryContext{kRestic, (m_dir.path() / "repo").string(), (m_dir.path() / "cache").string(), 3, 0, {}, {}};
   }
 
   struct Run {

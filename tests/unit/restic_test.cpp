@@ -80,7 +80,7 @@ constexpr uint32_t kGoModeDir = 1u << 31;
 constexpr uint32_t kGoModeSymlink = 1u << 27;
 
 RepositoryContext sampleContext() {
-  return RepositoryContext{"/usr/bin/restic", "/srv/backups/main", "/var/cache/zerobyte/r1", 3};
+  return RepositoryContext{"/usr/bin/restic", "/srv/backups/main", "/var/cache/zerobyte/r1", 3, 0, {}, {}};
 }
 
 // ---------------------------------------------------------------- command lines
@@ -755,11 +755,45 @@ TEST(ResticFailure, LockedRepositoryQuotesWhoHoldsTheLock) {
                "5063 on vm by root (UID 0, GID 0); if that process is gone, run 'zerobytectl repo unlock main'");
 }
 
+// restic 0.14's own words for a server that is not there (it exits 1 and often asks "Is there a repository" after
+// them): each is "cannot reach", never "no repository", and the message says which cause.
+TEST(ResticFailure, AServerThatCannotBeReachedIsUnreachableNotMissing) {
+  const auto sftp = classifyFailure(
+      1, "subprocess ssh: ssh: connect to host 127.0.0.1 port 1: Connection refused\nFatal: unable to open repository at sftp:u@h:/r: unable to start the sftp session, error: EOF\n", "offsite");
+  EXPECT_EQ(sftp.code(), ErrorCode::Unreachable);
+  EXPECT_STREQ(sftp.what(),
+               "repository \"offsite\": cannot reach the repository: the server refused the connection (is it running, and is "
+               "the port right?); restic: Fatal: unable to open repository at sftp:u@h:/r: unable to start the sftp session, "
+               "error: EOF (subprocess ssh: ssh: connect to host 127.0.0.1 port 1: Connection refused)");
+  const auto rest = classifyFailure(1,
+                                    "Fatal: unable to open config file: client.Head: Head \"http://u:***@127.0.0.1:1/x/config\": dial tcp "
+                                    "127.0.0.1:1: connect: connection refused\nIs there a repository at the following location?\n"
+                                    "rest:http://u:***@127.0.0.1:1/x/\n",
+                                    "web");
+  EXPECT_EQ(rest.code(), ErrorCode::Unreachable);
+  EXPECT_NE(std::string(rest.what()).find("the server refused the connection"), std::string::npos) << rest.what();
+  const auto dns = classifyFailure(1, "Fatal: unable to open config file: Stat: dial tcp: lookup nas.invalid: no such host\n", "s");
+  EXPECT_EQ(dns.code(), ErrorCode::Unreachable);
+  EXPECT_NE(std::string(dns.what()).find("does not resolve"), std::string::npos) << dns.what();
+  const auto tls = classifyFailure(1, "Fatal: unable to open config file: Stat: Get \"https://127.0.0.1:9000/b/?location=\": x509: "
+                                      "certificate signed by unknown authority\n", "s");
+  EXPECT_EQ(tls.code(), ErrorCode::Unreachable);
+  EXPECT_NE(std::string(tls.what()).find("not trusted (give ca_cert)"), std::string::npos) << tls.what();
+  const auto hostKey = classifyFailure(1, "subprocess ssh: Host key verification failed.\nFatal: unable to open repository at "
+                                          "sftp:u@h:/r: unable to start the sftp session, error: EOF\n", "s");
+  EXPECT_EQ(hostKey.code(), ErrorCode::Unreachable);
+  EXPECT_NE(std::string(hostKey.what()).find("does not match known_hosts"), std::string::npos) << hostKey.what();
+  // A repository that is not there stays NoRepository.
+  EXPECT_EQ(classifyFailure(1, readSample("norepo.stderr"), "m").code(), ErrorCode::NoRepository);
+  // init over an existing repository.
+  const auto exists = classifyFailure(1, "Fatal: create repository at s3:https://h/b failed: Fatal: config file already exists\n", "m");
+  EXPECT_EQ(exists.code(), ErrorCode::AlreadyExists);
+}
+
 TEST(ResticFailure, OtherFailuresQuoteTheFatalLineOrTheLastLine) {
-  const auto fatal = classifyFailure(
-      1, "subprocess ssh: Connection refused\nFatal: unable to open repository at sftp:u@h:/r: EOF\n", "offsite");
+  const auto fatal = classifyFailure(1, "subprocess rclone: something odd\nFatal: unable to save snapshot: disk full\n", "offsite");
   EXPECT_EQ(fatal.code(), ErrorCode::Failed);
-  EXPECT_STREQ(fatal.what(), "repository \"offsite\": restic failed (exit 1): Fatal: unable to open repository at sftp:u@h:/r: EOF");
+  EXPECT_STREQ(fatal.what(), "repository \"offsite\": restic failed (exit 1): Fatal: unable to save snapshot: disk full");
 
   const auto partial = classifyFailure(3, readSample("backup-readerror.stderr"), "main");
   EXPECT_EQ(partial.code(), ErrorCode::Failed);
@@ -925,7 +959,7 @@ class LiveRestic : public ::testing::Test {
   void SetUp() override {
     if (!fs::exists(kRestic)) GTEST_SKIP() << kRestic << " is not installed";
     for (const auto* dir : {"src/sub", "home", "tmp", "cache", "target"}) fs::create_directories(m_dir.path() / dir);
-    m_ctx = RepositoryContext{kRestic, (m_dir.path() / "repo").string(), (m_dir.path() / "cache").string(), 3};
+    m_ctx = RepositoryContext{kRestic, (m_dir.path() / "repo").string(), (m_dir.path() / "cache").string(), 3, 0, {}, {}};
     m_env = environment(m_ctx, (m_dir.path() / "home").string(), (m_dir.path() / "tmp").string());
   }
 
