@@ -133,7 +133,11 @@ bool isFinishedState(const std::string& state) {
 int jobExitCode(const nlohmann::json& job) {
   const std::string state = field(job, "state");
   if (state == "warning") return 3;
-  if (state == "failed") return 1;
+  // The error's own exit status (Unreachable 11, WrongPassword 9, ...) when the daemon named it; else 1.
+  if (state == "failed") {
+    const auto code = errorFromName(field(job, "error"));
+    return code ? errorInfo(*code).exitCode : 1;
+  }
   if (state == "cancelled" || state == "interrupted" || state == "skipped") return 8;
   return 0;
 }

@@ -230,6 +230,7 @@ int main(int argc, char** argv) {
                                   config.daemon.maxConcurrentJobs,
                                   mountSettingsOf(config.daemon, runtimeDir, cacheDir),
                                   runtimeDir + "/repository-credentials"};
+    settings.repositoryRetrySeconds = config.daemon.repositoryRetrySeconds;
     api::Service service(loop, runner, store, vault, *authorizer, settings);
     service.setDeclared(config);
     service.setRoleGroups(roleGroupsOf(config.daemon));
@@ -300,7 +301,8 @@ int main(int argc, char** argv) {
       try {
         config::Config fresh = config::loadFile(options->configPath);
         service.setDeclared(fresh);
-        service.setSettings(fresh.daemon.jobHistory, fresh.daemon.cancelGraceSeconds, fresh.daemon.maxConcurrentJobs);
+        service.setSettings(fresh.daemon.jobHistory, fresh.daemon.cancelGraceSeconds, fresh.daemon.maxConcurrentJobs,
+                            fresh.daemon.repositoryRetrySeconds);
         service.setMountSettings(mountSettingsOf(fresh.daemon, runtimeDir, cacheDir));
         if (groupAuthorizer) groupAuthorizer->setGroups(roleGroupsOf(fresh.daemon));
         service.setRoleGroups(roleGroupsOf(fresh.daemon));

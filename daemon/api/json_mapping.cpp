@@ -139,6 +139,7 @@ json toJson(const core::Job& j) {
           {"finished", j.finished ? json(formatTime(j.finished)) : json(nullptr)},
           {"progress", progress},
           {"message", j.message},
+          {"error", j.error.empty() ? json(nullptr) : json(j.error)},
           {"warnings", j.warnings},
           {"summary", summary},
           {"schedule", optional(j.scheduleName)},

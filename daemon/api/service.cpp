@@ -500,7 +500,8 @@ bool Service::mayViewNow(const Viewer& viewer, const core::Repository& r) const 
 bool Service::mayViewNow(const Viewer& viewer, const core::Job& j) const { return mayViewNowOf(viewer, j); }
 bool Service::mayViewNow(const Viewer& viewer, const core::Schedule& s) const { return mayViewNowOf(viewer, s); }
 
-void Service::setSettings(unsigned jobHistory, unsigned cancelGraceSeconds, unsigned maxConcurrentJobs) {
+void Service::setSettings(unsigned jobHistory, unsigned cancelGraceSeconds, unsigned maxConcurrentJobs, unsigned repositoryRetrySeconds) {
+  m_settings.repositoryRetrySeconds = repositoryRetrySeconds;
   m_settings.jobHistory = jobHistory;
   m_settings.cancelGraceSeconds = cancelGraceSeconds;
   m_settings.maxConcurrentJobs = maxConcurrentJobs;

@@ -47,6 +47,7 @@ struct ServiceSettings {
   // <runtime>/repository-credentials: one directory per restic child of a remote repository (its key, known_hosts,
   // rclone.conf, ...), owned by the user restic runs as, removed when the child ends.
   std::string credentialsDirectory;
+  unsigned repositoryRetrySeconds = 600;  // see config::DaemonSettings::repositoryRetrySeconds
 };
 
 class Service {
@@ -57,7 +58,7 @@ class Service {
 
   // Declared resources from the configuration (at start and on reload).
   void setDeclared(const config::Config& config);
-  void setSettings(unsigned jobHistory, unsigned cancelGraceSeconds, unsigned maxConcurrentJobs);
+  void setSettings(unsigned jobHistory, unsigned cancelGraceSeconds, unsigned maxConcurrentJobs, unsigned repositoryRetrySeconds);
   // At start: jobs the last run left unfinished become "interrupted"; stale restic locks
   // of the repositories they used are removed (restic unlock: stale locks only).
   void recover();
@@ -302,6 +303,7 @@ class Service {
   void completeJob(uint64_t id);
   void onJobStdout(ActiveJob& job, std::string_view line);
   void onJobStderr(ActiveJob& job, std::string_view line);
+  void watchRetries(ActiveJob& job, std::string_view line);
   // The message of a successful retention run, from restic's report (its forgotten ids go to the job's log).
   std::string retentionMessage(ActiveJob& job);
   void finishJob(uint64_t id, const process::ProcessResult* result, std::optional<Error> failure);

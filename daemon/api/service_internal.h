@@ -27,6 +27,12 @@ struct Service::ActiveJob {
   std::optional<Error> error;  // why it failed, classified (set when it ends failed)
   std::function<void(ActiveJob&, bool success)> onFinished;
   std::shared_ptr<Task> task;
+  // restic retrying a failing server ("... returned error, retrying after ..."): when it last did, the line, and the
+  // watch that gives up after repository_retry_seconds. `gaveUp`: the job was stopped for it, with this error.
+  uint64_t lastRetryUsec = 0;
+  std::string lastRetryLine;
+  std::unique_ptr<loop::TimerSource> retryWatch;
+  std::optional<Error> gaveUp;
 };
 
 struct Service::Task {

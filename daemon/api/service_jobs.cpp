@@ -496,6 +496,7 @@ void Service::onJobStderr(ActiveJob& a, std::string_view line) {
   a.stderrTail.append(line);
   a.stderrTail.push_back('\n');
   if (a.stderrTail.size() > kStderrTailBytes) a.stderrTail.erase(0, a.stderrTail.size() - kStderrTailBytes);
+  if (line.find("returned error, retrying after") != std::string_view::npos) watchRetries(a, line);
   if (a.job.operation == core::JobOperation::Backup) {
     auto event = restic::parseBackupLine(line);
     if (auto* error = std::get_if<restic::BackupError>(&event)) {
@@ -507,6 +508,35 @@ void Service::onJobStderr(ActiveJob& a, std::string_view line) {
     }
   }
   appendLog(a.job, line);
+}
+
+// restic retries a failing backend with a growing back-off (up to a minute apart) for 15 minutes. A watch armed at
+// the first retry looks again after repository_retry_seconds: restic still retrying then (a retry in the last 70 s)
+// means the server is still failing, and the job is stopped and failed with the cause. Retries that stopped (the
+// server came back) disarm it; the next one arms it afresh.
+void Service::watchRetries(ActiveJob& a, std::string_view line) {
+  a.lastRetryUsec = loop::EventLoop::nowUsec();
+  a.lastRetryLine = log::sanitize(line.substr(0, 400));
+  if (a.retryWatch || a.gaveUp) return;
+  const uint64_t id = a.job.id;
+  const unsigned limit = m_settings.repositoryRetrySeconds;
+  const uint64_t armedUsec = a.lastRetryUsec;
+  a.retryWatch = std::make_unique<loop::TimerSource>(m_loop, std::chrono::seconds(limit), [this, id, limit, armedUsec] {
+    auto it = m_jobs.find(id);
+    if (it == m_jobs.end()) return;
+    ActiveJob& job = *it->second;
+    auto timer = std::move(job.retryWatch);  // destroyed after this handler returns
+    m_loop.post([t = std::shared_ptr<loop::TimerSource>(std::move(timer))] {});
+    const uint64_t nowUsec = loop::EventLoop::nowUsec();
+    if (!job.process || nowUsec - job.lastRetryUsec > 70ull * 1000000) return;
+    const uint64_t failingSeconds = (nowUsec - armedUsec) / 1000000;
+    job.gaveUp = Error(ErrorCode::Unreachable,
+                       "repository \"" + job.job.repositoryName + "\": the server has kept failing for " + std::to_string(failingSeconds) +
+                           " s, so zerobyted stopped restic (after repository_retry_seconds, " + std::to_string(limit) +
+                           " s); restic's last error: " + job.lastRetryLine);
+    log::warning("job " + std::to_string(id) + ": " + job.gaveUp->what());
+    job.process->cancel();
+  });
 }
 
 void Service::pushProgress(ActiveJob& a, bool force) {
@@ -551,6 +581,10 @@ void Service::finishJob(uint64_t id, const process::ProcessResult* result, std::
     j.state = failure->code() == ErrorCode::Cancelled ? core::JobState::Cancelled : core::JobState::Failed;
     j.message = failure->what();
     a.error = failure;
+  } else if (a.gaveUp && result && !result->success()) {
+    j.state = core::JobState::Failed;
+    j.message = a.gaveUp->what();
+    a.error = a.gaveUp;
   } else if (!result) {
     j.state = core::JobState::Cancelled;
     j.message = a.cancelReason.empty() ? "cancelled before it started" : a.cancelReason + " before it started";
@@ -668,6 +702,7 @@ void Service::completeJob(uint64_t id) {
   ActiveJob& a = *it->second;
   core::Job& j = a.job;
   j.finished = now();
+  if (j.state == core::JobState::Failed) j.error = std::string(errorName(a.error ? a.error->code() : ErrorCode::Failed));
   j.progress.currentFiles.clear();
   j.progress.secondsRemaining.reset();
   bool success = j.state == core::JobState::Succeeded || j.state == core::JobState::Warning;

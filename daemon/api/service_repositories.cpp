@@ -58,7 +58,8 @@ Service::NewRepository Service::repositoryFromRequest(const json& p) const {
   repo.name = stringParam(p, "name");
   repo.type = stringParam(p, "type");
   core::validateName(repo.name, "repository name");
-  core::validateRepository(repo, {});  // an unknown type is refused before its fields are looked at
+  // An unknown type is refused (naming the types there are) before its fields are looked at.
+  if (!core::isRepositoryType(repo.type)) core::validateRepository(repo, {});
   for (const auto& key : repositoryParameters()) {
     if (!present(p, key) || core::repositoryFieldApplies(repo.type, key)) continue;
     std::string list;

@@ -51,6 +51,7 @@ constexpr KeySpec kDaemonKeys[] = {
     {"admin_group", "a Unix group name"},
     {"job_history", "an integer from 1 to 100000"},
     {"cancel_grace_seconds", "an integer from 1 to 3600"},
+    {"repository_retry_seconds", "an integer from 5 to 3600"},
     {"max_concurrent_jobs", "an integer from 1 to 64"},
     {"mount_helper_path", "a list of absolute directories where mount helpers are looked up"},
     {"mount_timeout_seconds", "an integer from 1 to 3600"},
@@ -501,6 +502,8 @@ class Loader {
         integer(entry, 1, 100000, settings.jobHistory);
       } else if (key == "cancel_grace_seconds") {
         integer(entry, 1, 3600, settings.cancelGraceSeconds);
+      } else if (key == "repository_retry_seconds") {
+        integer(entry, 5, 3600, settings.repositoryRetrySeconds);
       } else if (key == "max_concurrent_jobs") {
         integer(entry, 1, 64, settings.maxConcurrentJobs);
       } else if (key == "mount_helper_path") {

@@ -34,6 +34,9 @@ struct DaemonSettings {
   unsigned auditMaxEntries = 100000;
   unsigned jobHistory = 1000;                // finished jobs kept
   unsigned cancelGraceSeconds = 10;          // SIGTERM, then SIGKILL after this
+  // A job whose restic keeps retrying a failing repository server (restic itself retries for 15 minutes) is stopped
+  // and failed with the cause after this.
+  unsigned repositoryRetrySeconds = 600;
   // restic jobs running at once (backups, restores, checks, retention …); the rest wait in order.
   unsigned maxConcurrentJobs = 4;
   // Network volumes: where mount helpers are looked up (also their PATH), how long one may run, how often mounted

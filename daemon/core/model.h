@@ -201,6 +201,7 @@ struct Job {
   Timestamp finished = 0;  // 0: not finished
   JobProgress progress;
   std::string message;
+  std::string error;  // a failed job: the error's name from the one table (e.g. "Unreachable", "WrongPassword")
   std::vector<std::string> warnings;  // unreadable paths (bounded)
   std::optional<BackupSummary> summary;
   std::vector<std::string> log;  // restic's messages (bounded)

@@ -67,22 +67,22 @@ void validateUser(const std::string& user, const char* parameter) {
 }
 
 void validateRemotePathText(const std::string& path, const char* parameter) {
-  if (path.size() > kMaxRemotePathLength) invalid(parameter, "remote_path is longer than 4095 bytes");
-  if (hasControl(path)) invalid(parameter, "remote_path " + quoteValue(path) + " contains a control character");
+  if (path.size() > kMaxRemotePathLength) invalid(parameter, std::string(parameter) + " is longer than 4095 bytes");
+  if (hasControl(path)) invalid(parameter, std::string(parameter) + " " + quoteValue(path) + " contains a control character");
 }
 
 void validateRelative(const std::string& path, const char* parameter, std::string_view inside) {
   validateRemotePathText(path, parameter);
   if (path.empty()) return;
   if (path.front() == '/' || path.find('\\') != std::string::npos)
-    invalid(parameter, "remote_path " + quoteValue(path) + " must be relative to the " + std::string(inside) +
+    invalid(parameter, std::string(parameter) + " " + quoteValue(path) + " must be relative to the " + std::string(inside) +
                            " and use '/' (e.g. \"photos/2024\")");
   size_t start = 0;
   while (start <= path.size()) {
     size_t end = path.find('/', start);
     if (end == std::string::npos) end = path.size();
     std::string_view part(path.data() + start, end - start);
-    if (part == "..") invalid(parameter, "remote_path " + quoteValue(path) + " must not contain \"..\"");
+    if (part == "..") invalid(parameter, std::string(parameter) + " " + quoteValue(path) + " must not contain \"..\"");
     start = end + 1;
   }
 }

@@ -90,10 +90,12 @@ void validateEndpoint(const std::string& endpoint) {
   if (rest.starts_with("https://")) rest.remove_prefix(8);
   else if (rest.starts_with("http://")) rest.remove_prefix(7);
   if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
-  if (rest.empty() || rest.size() > 260 || rest.find('/') != std::string_view::npos || rest.find('@') != std::string_view::npos ||
-      !allOf(rest, ".-:[]") || rest.front() == '-' || rest.front() == '.')
+  if (rest.find('@') != std::string_view::npos)
+    invalid("endpoint", "endpoint must not carry credentials; give the access key id and the secret access key as their own fields");
+  if (rest.empty() || rest.size() > 260 || rest.find('/') != std::string_view::npos || !allOf(rest, ".-:[]") ||
+      rest.front() == '-' || rest.front() == '.')
     invalid("endpoint", "endpoint " + quoteValue(endpoint) +
-                            " is not HOST[:PORT] or http(s)://HOST[:PORT] (no path, no credentials; the bucket is its own field)");
+                            " is not HOST[:PORT] or http(s)://HOST[:PORT] (no path; the bucket is its own field)");
 }
 
 void requireAbsent(const Repository& repo, bool present, const char* parameter) {
@@ -203,7 +205,11 @@ void validateRepository(const Repository& repo, const std::vector<std::string>& 
   }
 
   if (repo.type == "local") {
-    validateAbsolutePath(repo.path, "repository path");
+    try {
+      validateAbsolutePath(repo.path, "repository path");
+    } catch (const Error& e) {
+      invalid("path", e.what());
+    }
     if (repo.path == "/") invalid("path", "repository path cannot be /");
     return;
   }
@@ -297,7 +303,9 @@ std::string describeRepository(const Repository& repo) {
   const auto& r = repo.remote;
   if (repo.type == "local") return repo.path;
   if (repo.type == "sftp")
-    return "sftp:" + r.user + "@" + hostForUrl(r.host) + (r.port && r.port != 22 ? ":" + std::to_string(r.port) : "") + ":" +
+    // restic's URL form (an absolute path then starts with "//"): its short form sftp:user@host:path splits at the
+    // first ':', which an IPv6 address has.
+    return "sftp://" + r.user + "@" + hostForUrl(r.host) + (r.port && r.port != 22 ? ":" + std::to_string(r.port) : "") + "/" +
            repo.path;
   if (repo.type == "rest") {
     if (r.user.empty()) return "rest:" + r.url;
@@ -355,7 +363,7 @@ ResticAccess planResticAccess(const Repository& repo, const std::map<std::string
     }
     command += " " + r.user + "@" + r.host + " -s sftp";
     access.args.insert(access.args.end(), {"-o", "sftp.command=" + command});
-    access.repository = "sftp:" + r.user + "@" + hostForUrl(r.host) + ":" + repo.path;
+    access.repository = describeRepository(repo);
   } else if (repo.type == "rest") {
     if (r.user.empty()) {
       access.repository = "rest:" + r.url;

@@ -107,8 +107,11 @@ void ManagerObject::CreateRepository(sdbus::Result<sdbus::ObjectPath, sdbus::Obj
                                      std::string type, std::string path, Vardict options) {
   guarded([&] {
     std::string sender = m_tree.peers().current().sender;
+    // Remote repositories take their fields (and credentials) in the options; their path may be empty.
+    json params = {{"name", name}, {"type", type}};
+    if (!path.empty() || type == "local") params["path"] = path;
     m_tree.call<sdbus::ObjectPath, sdbus::ObjectPath>(
-        "CreateRepository", {{"name", name}, {"type", type}, {"path", path}}, options, std::move(result),
+        "CreateRepository", std::move(params), options, std::move(result),
         [this, sender](auto& r, const json& reply) {
           r.returnResults(sdbus::ObjectPath(repositoryPath(reply.at("repository").at("id").get<std::string>())),
                           m_tree.jobOfReply(reply, sender));
@@ -120,8 +123,10 @@ void ManagerObject::ImportRepository(sdbus::Result<sdbus::ObjectPath, sdbus::Obj
                                      std::string type, std::string path, std::string password, Vardict options) {
   guarded([&] {
     std::string sender = m_tree.peers().current().sender;
+    json params = {{"name", name}, {"type", type}, {"password", password}};
+    if (!path.empty() || type == "local") params["path"] = path;
     m_tree.call<sdbus::ObjectPath, sdbus::ObjectPath>(
-        "ImportRepository", {{"name", name}, {"type", type}, {"path", path}, {"password", password}}, options, std::move(result),
+        "ImportRepository", std::move(params), options, std::move(result),
         [this, sender](auto& r, const json& reply) {
           r.returnResults(sdbus::ObjectPath(repositoryPath(reply.at("repository").at("id").get<std::string>())),
                           m_tree.jobOfReply(reply, sender));

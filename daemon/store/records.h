@@ -148,6 +148,7 @@ void serialize(Archive& ar, Job& j, const std::uint32_t version) {
      j.log, j.childPid);
   if (version >= 2) ar(j.runAsUid);
   if (version >= 3) ar(j.scheduleId, j.scheduleName, j.trigger, j.attempt, j.readDataSubset);
+  if (version >= 4) ar(j.error);
 }
 
 template <class Archive>
@@ -197,7 +198,7 @@ CEREAL_CLASS_VERSION(zerobyte::core::RepositoryRemote, 1)
 CEREAL_CLASS_VERSION(zerobyte::core::RepositoryCredential, 1)
 CEREAL_CLASS_VERSION(zerobyte::core::JobProgress, 1)
 CEREAL_CLASS_VERSION(zerobyte::core::BackupSummary, 1)
-CEREAL_CLASS_VERSION(zerobyte::core::Job, 3)  // 2: runAsUid; 3: scheduleId, scheduleName, trigger, attempt, readDataSubset
+CEREAL_CLASS_VERSION(zerobyte::core::Job, 4)  // 2: runAsUid; 3: scheduleId, scheduleName, trigger, attempt, readDataSubset; 4: error
 CEREAL_CLASS_VERSION(zerobyte::core::RetentionPolicy, 1)
 CEREAL_CLASS_VERSION(zerobyte::core::Schedule, 1)
 CEREAL_CLASS_VERSION(zerobyte::core::Snapshot, 1)

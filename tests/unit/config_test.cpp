@@ -76,7 +76,7 @@ TEST(ConfigShippedFile, UncommentedSettingsAndExamplesLoadAndMatchTheDefaults) {
     }
     text += line + "\n";
   }
-  EXPECT_EQ(uncommented, 17 + 3 + 4 + 13 + 10) << text;
+  EXPECT_EQ(uncommented, 18 + 3 + 4 + 13 + 10) << text;
   Config config = loadString(text, "uncommented.yaml");
   DaemonSettings defaults;
   EXPECT_EQ(config.daemon.stateDirectory, "/var/lib/zerobyte");
@@ -92,6 +92,7 @@ TEST(ConfigShippedFile, UncommentedSettingsAndExamplesLoadAndMatchTheDefaults) {
   EXPECT_EQ(config.daemon.auditMaxEntries, defaults.auditMaxEntries);
   EXPECT_EQ(config.daemon.jobHistory, defaults.jobHistory);
   EXPECT_EQ(config.daemon.cancelGraceSeconds, defaults.cancelGraceSeconds);
+  EXPECT_EQ(config.daemon.repositoryRetrySeconds, defaults.repositoryRetrySeconds);
   EXPECT_EQ(config.daemon.maxConcurrentJobs, defaults.maxConcurrentJobs);
   EXPECT_EQ(config.daemon.finishedJobSeconds, defaults.finishedJobSeconds);
   EXPECT_EQ(config.daemon.dbus, defaults.dbus);
@@ -187,7 +188,7 @@ TEST(ConfigErrors, UnknownKeyPointsAtTheKeyAndSuggestsTheClosestSpelling) {
                            "  stat_directory: /var/lib/zerobyte\n"),
             "zerobyte.yaml:3:3: unknown key \"stat_directory\" in \"daemon\"; expected one of: state_directory, "
             "runtime_directory, cache_directory, socket, restic, authorization, viewer_group, operator_group, "
-            "admin_group, job_history, cancel_grace_seconds, max_concurrent_jobs, mount_helper_path, mount_timeout_seconds, mount_check_interval_seconds, mount_check_timeout_seconds, mount_options, finished_job_seconds, dbus, log_level, audit_max_age_days, "
+            "admin_group, job_history, cancel_grace_seconds, repository_retry_seconds, max_concurrent_jobs, mount_helper_path, mount_timeout_seconds, mount_check_interval_seconds, mount_check_timeout_seconds, mount_options, finished_job_seconds, dbus, log_level, audit_max_age_days, "
             "audit_max_entries; did you "
             "mean \"state_directory\"?");
 }
@@ -589,7 +590,7 @@ TEST(ConfigErrors, AllProblemsAreReportedTogetherInFileOrder) {
     std::vector<std::string> expected = {
         f + ":2:3: unknown key \"stat_directory\" in \"daemon\"; expected one of: state_directory, runtime_directory, "
             "cache_directory, socket, restic, authorization, viewer_group, operator_group, admin_group, job_history, "
-            "cancel_grace_seconds, max_concurrent_jobs, mount_helper_path, mount_timeout_seconds, mount_check_interval_seconds, mount_check_timeout_seconds, mount_options, finished_job_seconds, dbus, log_level, audit_max_age_days, audit_max_entries; did you mean "
+            "cancel_grace_seconds, repository_retry_seconds, max_concurrent_jobs, mount_helper_path, mount_timeout_seconds, mount_check_interval_seconds, mount_check_timeout_seconds, mount_options, finished_job_seconds, dbus, log_level, audit_max_age_days, audit_max_entries; did you mean "
             "\"state_directory\"?",
         f + ":3:16: daemon.job_history: expected an integer from 1 to 100000, got \"many\"",
         f + ":4:14: daemon.log_level: expected one of debug, info, notice, warning, error, got \"verbose\"",
