@@ -431,8 +431,9 @@ void addRepoCommands(CLI::App& app, Context& ctx) {
       ->type_name("SUBSET");
   checkCommand->footer(
       "A full check takes the repository exclusively: backups to it wait until it ends.\n"
-      "Exit status: 0 when the check passed, 1 when it failed (the message says why: restic's errors, or the\n"
-      "password reference that does not resolve).");
+      "Exit status: 0 when the check passed; when it failed, the status of the cause: 9 wrong password, no\n"
+      "repository or a password reference that does not resolve, 11 the server cannot be reached, 6 locked,\n"
+      "1 anything else (restic's errors; the message says why).");
   checkCommand->callback([&ctx, check] { ctx.action = [&ctx, check] { return checkRepo(ctx, *check); }; });
 
   auto maintained = std::make_shared<std::string>();

@@ -120,6 +120,9 @@ Service::ResticLaunch Service::prepareRestic(const core::Repository& repository,
     // Traversable, not listable: each child's directory below is its user's own.
     if (mkdir(m_settings.credentialsDirectory.c_str(), 0711) < 0 && errno != EEXIST)
       throw Error(ErrorCode::Failed, "cannot create " + m_settings.credentialsDirectory + ": " + std::strerror(errno));
+    // Whatever the umask made of it (zerobyted.service has UMask=0077).
+    if (chmod(m_settings.credentialsDirectory.c_str(), 0711) < 0)
+      throw Error(ErrorCode::Failed, "cannot set the mode of " + m_settings.credentialsDirectory + ": " + std::strerror(errno));
     const std::string dir = m_settings.credentialsDirectory + "/" + repository.id + "-" + mount::randomSuffix();
     if (mkdir(dir.c_str(), 0700) < 0) throw Error(ErrorCode::Failed, "cannot create " + dir + ": " + std::strerror(errno));
     auto guard = std::make_shared<CredentialDirectory>(dir);

@@ -42,6 +42,11 @@ const std::vector<std::string>& repositoryParameters() {
 
 namespace {
 
+std::string dashed(std::string name) {
+  std::replace(name.begin(), name.end(), '_', '-');
+  return name;
+}
+
 uint32_t limitParam(const json& p, const char* key) {
   auto value = optionalIntParam(p, key);
   if (!value) return 0;
@@ -164,6 +169,22 @@ void Service::addRepository(NewRepository draft, const std::string& password, co
   auto shared = std::make_shared<NewRepository>(std::move(draft));
   whenAllowed(r, Action::Admin, ownScope(), [this, shared, password, operation, r](bool admin) {
     const core::Repository& repo = shared->repository;
+    // zerobyted resolves references as root: a non-admin's repository (whose restic runs as them) could otherwise
+    // carry a file only root may read to their own restic. Their credentials come as values.
+    if (!admin) {
+      for (const auto& c : repo.credentials)
+        if (!c.ref.empty())
+          throw Error(ErrorCode::NotAuthorized,
+                      c.name + "_ref: only an admin may give a credential as a reference (zerobyted resolves it as root); "
+                               "give the value instead (zerobytectl --" + dashed(c.name) + "-file FILE)",
+                      {{"action", actionId(Action::Admin)}, {"parameter", c.name + "_ref"}});
+      for (const auto& o : repo.remote.rcloneOptions)
+        if (o.secret)
+          throw Error(ErrorCode::NotAuthorized,
+                      "rclone_secret_options: only an admin may give rclone secrets as references (zerobyted resolves them "
+                      "as root); ask an admin to create the repository",
+                      {{"action", actionId(Action::Admin)}, {"parameter", "rclone_secret_options"}});
+    }
     if (repo.type == "local") {
       if (!admin) requireAccessAs(r->caller().uid, repo.path, process::AccessKind::WriteDirectory, "repository path", "path");
       // Looked at only after the caller's own access check: no peeking through root at other places.

@@ -9,6 +9,7 @@
 #include "daemon/api/service.h"
 #include "daemon/api/service_internal.h"
 #include "daemon/core/cron.h"
+#include "daemon/core/retry_policy.h"
 #include "daemon/core/validation.h"
 #include "daemon/log/log.h"
 #include "daemon/store/store.h"
@@ -806,12 +807,13 @@ void Service::scheduleRunEnded(const std::string& scheduleId, const core::Job& j
   if (success || job.operation != operationOf(s->kind) || job.state != core::JobState::Failed || m_stopping ||
       attempt > s->retries || !s->enabled)
     return;
+  const uint64_t delay = core::retryDelaySeconds(s->retryDelaySeconds, attempt, job.error == "Unreachable");
   log::notice("schedule \"" + s->name + "\": attempt " + std::to_string(attempt) + " failed; trying again in " +
-              std::to_string(s->retryDelaySeconds) + " s");
+              std::to_string(delay) + " s" + (job.error == "Unreachable" ? " (the repository's server could not be reached: backing off)" : ""));
   auto run = std::make_unique<ScheduleRun>();
   run->attempt = attempt + 1;
   run->trigger = trigger;
-  run->retryTimer = std::make_unique<loop::TimerSource>(m_loop, std::chrono::seconds(s->retryDelaySeconds), [this, scheduleId] {
+  run->retryTimer = std::make_unique<loop::TimerSource>(m_loop, std::chrono::seconds(delay), [this, scheduleId] {
     auto found = m_scheduleRuns.find(scheduleId);
     if (found == m_scheduleRuns.end() || found->second->jobId) return;
     uint32_t next = found->second->attempt;

@@ -2,6 +2,7 @@
 #include "daemon/config/config.h"
 
 #include "daemon/core/cron.h"
+#include "daemon/core/repository_backend.h"
 #include "daemon/core/retention.h"
 #include "common/file_descriptor.h"
 
@@ -14,6 +15,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
@@ -94,12 +96,48 @@ constexpr KeySpec kVolumeKeys[] = {
     {"keep_mounted", "true or false"},
 };
 
+// The fields of every repository type, in the API's wire names (core::repositoryFieldsOf says which a type takes);
+// credentials only as references, like the password.
 constexpr KeySpec kRepositoryKeys[] = {
     {"name", "a repository name", true},
-    {"type", "a repository type (local)"},
-    {"path", "the absolute path of the restic repository", true},
+    {"type", "a repository type: local, sftp, rest, s3, b2, azure, gcs, swift or rclone"},
+    {"path", "the repository's path (local: absolute; sftp: on the server; others: inside the bucket, container or remote)"},
     {"password", "a password reference (file:///path, env://NAME or credential://NAME)", true},
+    {"host", "the server's host name or address"},
+    {"port", "a port from 1 to 65535"},
+    {"user", "a user name"},
+    {"url", "the server's URL (http:// or https://, without credentials)"},
+    {"endpoint", "an S3 endpoint: HOST[:PORT] or http(s)://HOST[:PORT]"},
+    {"bucket", "a bucket name"},
+    {"container", "a container name"},
+    {"region", "a region name"},
+    {"access_key_id", "an access key id"},
+    {"path_style", "true or false"},
+    {"account_id", "a B2 account or application key id"},
+    {"account_name", "an Azure storage account name"},
+    {"endpoint_suffix", "an Azure endpoint suffix such as core.chinacloudapi.cn"},
+    {"project_id", "a Google Cloud project id"},
+    {"project_name", "a Swift project (tenant) name"},
+    {"user_domain", "a Keystone domain name"},
+    {"project_domain", "a Keystone domain name"},
+    {"known_hosts", "the server's known_hosts line(s)"},
+    {"host_key_check", "true or false"},
+    {"rclone_type", "an rclone backend name"},
+    {"rclone_options", "a map of rclone option names to values"},
+    {"rclone_secrets", "a map of rclone option names to secret references"},
+    {"ca_cert", "the absolute path of a PEM file of CA certificates"},
+    {"insecure_tls", "true or false"},
+    {"limit_upload", "an integer from 0 to 10485760 (KiB/s; 0: unlimited)"},
+    {"limit_download", "an integer from 0 to 10485760 (KiB/s; 0: unlimited)"},
+    {"compression", "one of auto, off, max"},
+    {"private_key", "a private key reference (file:///path, env://NAME or credential://NAME)"},
+    {"server_password", "a password reference (file:///path, env://NAME or credential://NAME)"},
+    {"secret_access_key", "a secret access key reference (file:///path, env://NAME or credential://NAME)"},
+    {"account_key", "an account key reference (file:///path, env://NAME or credential://NAME)"},
+    {"sas_token", "a SAS token reference (file:///path, env://NAME or credential://NAME)"},
+    {"service_account", "a service account key reference (file:///path, env://NAME or credential://NAME)"},
 };
+constexpr uint32_t kMaxRepositoryLimitKiB = 10u * 1024 * 1024;
 
 constexpr KeySpec kScheduleKeys[] = {
     {"name", "a schedule name", true},
@@ -215,7 +253,8 @@ bool isEnvironmentName(std::string_view name) {
 // Why `ref` is not a secret reference, or nothing when it is one. The secrets library
 // resolves references; this only checks their form, so the config library does not need it.
 // A value without a known scheme is probably the password itself and is never repeated.
-std::optional<std::string> passwordReferenceProblem(std::string_view ref) {
+// `what` names the secret in the message for a plain value ("password", "secret access key", ...).
+std::optional<std::string> passwordReferenceProblem(std::string_view ref, std::string_view what = "password") {
   constexpr std::string_view kFile = "file://";
   constexpr std::string_view kEnv = "env://";
   constexpr std::string_view kCredential = "credential://";
@@ -244,9 +283,9 @@ std::optional<std::string> passwordReferenceProblem(std::string_view ref) {
     return "the reference " + core::quoteValue(ref) +
            " is not valid: write credential:// followed by the name of a systemd credential (no '/')";
   }
-  return std::string(
-      "expected a reference to the password (file:///absolute/path, env://NAME or credential://NAME), "
-      "not the password itself; put the password in a file only root can read and write file:// and its path");
+  const std::string w(what);
+  return "expected a reference to the " + w + " (file:///absolute/path, env://NAME or credential://NAME), not the " + w +
+         " itself; put the " + w + " in a file only root can read and write file:// and its path";
 }
 
 // One key and its value in a map being read, with the dotted name messages use ("daemon.socket").
@@ -428,17 +467,6 @@ class Loader {
       return reportExpected(entry,
                             "a Unix group name (up to 32 characters from a-z, 0-9, '_' and '-', starting with a "
                             "letter or '_')");
-    out = *text;
-  }
-
-  // `type` may only be `only` for now; more types come with their own keys.
-  void resourceType(const Entry& entry, std::string_view only, std::string_view kind, std::string& out) {
-    auto text = scalar(entry);
-    if (!text) return;
-    if (*text != only) {
-      reportExpected(entry, "\"" + std::string(only) + "\" (the only " + std::string(kind) + " type so far)");
-      return;
-    }
     out = *text;
   }
 
@@ -659,21 +687,7 @@ class Loader {
         } else if (key == "rclone_type") {
           text(entry, r.rcloneType);
         } else if (key == "rclone_options" || key == "rclone_secrets") {
-          if (!entry.value.IsMap()) return reportExpected(entry, entry.spec.expected);
-          const bool secret = key == "rclone_secrets";
-          for (const auto& pair : entry.value) {
-            if (!pair.first.IsScalar() || !pair.second.IsScalar()) {
-              report(pair.first.Mark(), entry.field + ": expected NAME: VALUE pairs");
-              continue;
-            }
-            if (secret) {
-              if (auto problem = passwordReferenceProblem(pair.second.Scalar())) {
-                report(pair.second.Mark(), entry.field + "." + pair.first.Scalar() + ": " + *problem);
-                continue;
-              }
-            }
-            r.rcloneOptions.push_back({pair.first.Scalar(), pair.second.Scalar(), secret});
-          }
+          readRcloneOptions(entry, r.rcloneOptions);
         } else if (key == "mount_options") {
           if (auto v = stringList(entry, [](const std::string&) {})) r.mountOptions = *v;
         } else if (key == "read_write") {
@@ -722,26 +736,153 @@ class Loader {
     }
   }
 
+  // rclone_options (NAME: VALUE) or rclone_secrets (NAME: reference) of a volume or a repository.
+  void readRcloneOptions(const Entry& entry, std::vector<core::RcloneOption>& out) {
+    if (!entry.value.IsMap()) return reportExpected(entry, entry.spec.expected);
+    const bool secret = entry.name() == "rclone_secrets";
+    for (const auto& pair : entry.value) {
+      if (!pair.first.IsScalar() || !pair.second.IsScalar()) {
+        report(pair.first.Mark(), entry.field + ": expected NAME: VALUE pairs");
+        continue;
+      }
+      if (secret) {
+        if (auto problem = passwordReferenceProblem(pair.second.Scalar(), "secret")) {
+          report(pair.second.Mark(), entry.field + "." + pair.first.Scalar() + ": " + *problem);
+          continue;
+        }
+      }
+      out.push_back({pair.first.Scalar(), pair.second.Scalar(), secret});
+    }
+  }
+
+  // The keys a repository type takes, in this file's spelling (credentials without _ref, rclone_secrets).
+  static std::string repositoryKeysOf(const std::string& type) {
+    std::string list;
+    for (const auto& field : core::repositoryFieldsOf(type)) {
+      if (field.ends_with("_ref")) continue;
+      list += (list.empty() ? "" : ", ") + (field == "rclone_secret_options" ? std::string("rclone_secrets") : field);
+    }
+    return list;
+  }
+
   void readRepositories(const YAML::Node& list, std::vector<core::Repository>& repositories) {
     FirstLines firstLines;
     forEachListEntry(list, "repositories", "repository", [&](const YAML::Node& map, const std::string& context) {
+      const size_t problemsBefore = m_diagnostics.size();
       core::Repository repository;
       repository.declared = true;
       repository.ownerUid = 0;
+      // The type says which keys apply and what path is; it may stand after them.
+      bool typeKnown = true;
+      if (const YAML::Node type = map["type"]) {
+        typeKnown = type.IsScalar() && core::isRepositoryType(type.Scalar());
+        if (typeKnown) repository.type = type.Scalar();
+      }
+      const auto& credentialNames = core::allRepositoryCredentials();
+      std::vector<std::string> credentials;  // the names of the credentials given
+      bool hasPath = false;
+      auto& r = repository.remote;
+      auto text = [&](const Entry& entry, std::string& out) {
+        if (auto value = scalar(entry)) out = *value;
+      };
+      auto limit = [&](const Entry& entry, uint32_t& out) {
+        unsigned value = 0;
+        integer(entry, 0, kMaxRepositoryLimitKiB, value);
+        out = value;
+      };
       forEachEntry(map, context, kRepositoryKeys, [&](const Entry& entry) {
-        if (entry.name() == "name") {
+        const std::string key(entry.name());
+        if (key == "name") {
           if (auto name = resourceName(entry)) {
             checkUnique(firstLines, *name, entry, "repository");
             repository.name = *name;
           }
-        } else if (entry.name() == "type") {
-          resourceType(entry, "local", "repository", repository.type);
-        } else if (entry.name() == "path") {
-          if (auto path = absolutePath(entry)) repository.path = *path;
-        } else if (entry.name() == "password") {
-          readPassword(entry, repository.passwordRef);
+          return;
+        }
+        if (key == "type") {
+          if (!typeKnown) reportExpected(entry, entry.spec.expected);
+          return;
+        }
+        if (key == "password") return readPassword(entry, repository.passwordRef);
+        if (!typeKnown) return;  // which keys apply is unknown
+        if (!core::repositoryFieldApplies(repository.type, key))
+          return report(entry.key.Mark(), context + ": \"" + key + "\" does not apply to a " + repository.type +
+                                              " repository (it takes " + repositoryKeysOf(repository.type) + ")");
+        if (std::find(credentialNames.begin(), credentialNames.end(), key) != credentialNames.end()) {
+          std::string ref;
+          std::string what = key;
+          std::replace(what.begin(), what.end(), '_', ' ');
+          readPassword(entry, ref, what);
+          if (ref.empty()) return;
+          repository.credentials.push_back(core::RepositoryCredential{key, {}, ref});
+          credentials.push_back(key);
+        } else if (key == "path") {
+          hasPath = true;
+          if (repository.type == "local") {
+            if (auto path = absolutePath(entry)) repository.path = *path;
+          } else {
+            text(entry, repository.path);
+          }
+        } else if (key == "host") {
+          text(entry, r.host);
+        } else if (key == "port") {
+          unsigned port = 0;
+          integer(entry, 1, 65535, port);
+          r.port = port;
+        } else if (key == "user") {
+          text(entry, r.user);
+        } else if (key == "url") {
+          text(entry, r.url);
+        } else if (key == "endpoint") {
+          text(entry, r.endpoint);
+        } else if (key == "bucket" || key == "container") {
+          text(entry, r.bucket);
+        } else if (key == "region") {
+          text(entry, r.region);
+        } else if (key == "access_key_id") {
+          text(entry, r.accessKeyId);
+        } else if (key == "path_style") {
+          boolean(entry, r.pathStyle);
+        } else if (key == "account_id" || key == "account_name") {
+          text(entry, r.account);
+        } else if (key == "endpoint_suffix") {
+          text(entry, r.endpointSuffix);
+        } else if (key == "project_id" || key == "project_name") {
+          text(entry, r.project);
+        } else if (key == "user_domain") {
+          text(entry, r.userDomain);
+        } else if (key == "project_domain") {
+          text(entry, r.projectDomain);
+        } else if (key == "known_hosts") {
+          text(entry, r.knownHosts);
+        } else if (key == "host_key_check") {
+          boolean(entry, r.hostKeyCheck);
+        } else if (key == "rclone_type") {
+          text(entry, r.rcloneType);
+        } else if (key == "rclone_options" || key == "rclone_secrets") {
+          readRcloneOptions(entry, r.rcloneOptions);
+        } else if (key == "ca_cert") {
+          if (auto path = absolutePath(entry)) r.caCert = *path;
+        } else if (key == "insecure_tls") {
+          boolean(entry, r.insecureTls);
+        } else if (key == "limit_upload") {
+          limit(entry, r.limitUploadKiB);
+        } else if (key == "limit_download") {
+          limit(entry, r.limitDownloadKiB);
+        } else if (key == "compression") {
+          checked(entry, [](std::string_view value) { core::validateCompression(value); }, r.compression);
         }
       });
+      if (typeKnown && repository.type == "local" && !hasPath)
+        report(map.Mark(), context + ": the key \"path\" is missing; expected the absolute path of the restic repository");
+      // The repository as a whole, as the API checks it; only when its keys read well (one report per mistake).
+      if (typeKnown && m_diagnostics.size() == problemsBefore) {
+        try {
+          core::validateRepository(repository, credentials);
+        } catch (const Error& e) {
+          report(map.Mark(), context + ": " + e.what());
+        }
+      }
       repository.id = std::string(kDeclaredIdPrefix) + repository.name;
       repositories.push_back(std::move(repository));
     });
@@ -882,13 +1023,13 @@ class Loader {
     });
   }
 
-  void readPassword(const Entry& entry, std::string& out) {
+  void readPassword(const Entry& entry, std::string& out, std::string_view what = "password") {
     if (!entry.value.IsScalar()) {
       // Never describe() this value: it may be the password itself.
       std::string got = entry.value.IsNull() ? "nothing" : entry.value.IsMap() ? "a map" : "a list";
       return report(entry.mark(), entry.field + ": expected " + std::string(entry.spec.expected) + ", got " + got);
     }
-    if (auto problem = passwordReferenceProblem(entry.value.Scalar()))
+    if (auto problem = passwordReferenceProblem(entry.value.Scalar(), what))
       return report(entry.mark(), entry.field + ": " + *problem);
     out = entry.value.Scalar();
   }

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -322,6 +323,62 @@ TEST_F(RemoteRepositories, RcloneRepositoriesOverSftpAndWebdavRemotesRoundTrip) 
   EXPECT_TRUE(fs::exists(dav.root() / "r2" / "config"));
   roundTrip("viadav");
   EXPECT_TRUE(cmdlinesContaining(dav.password(), dav.pid()).empty());
+}
+
+// ---- a user's own repository ----
+
+// restic for a repository a user without a role made runs as that user: its ssh reads the key from a file of that
+// user's own, and references (which zerobyted would resolve as root) are refused to them.
+TEST_F(RemoteRepositories, AUsersOwnSftpRepositoryRunsResticAndSshAsThem) {
+  SshServer server;
+  const std::string repos = server.homeDir().string() + "/user-repos";
+  fs::remove_all(repos);
+  fs::create_directories(repos);
+  chownTree(repos, server.user());
+  start(4);
+  struct passwd* nobody = ::getpwnam("nobody");
+  ASSERT_NE(nobody, nullptr);
+  auto mine = [&](const std::string& name, const std::string& content) {
+    const std::string path = secretFile(name, content);
+    EXPECT_EQ(::chown(path.c_str(), nobody->pw_uid, nobody->pw_gid), 0);
+    return path;
+  };
+  const std::string key = mine("nobody.key", server.clientKey());
+  const std::string knownHosts = mine("nobody.known_hosts", readAll(server.knownHostsPath()));
+  std::vector<std::string> create = {"repo", "create", "own", "--type", "sftp", "--host", "127.0.0.1", "--port",
+                                     std::to_string(server.port()), "--user", server.user(), "--path", repos + "/own",
+                                     "--known-hosts-file", knownHosts};
+  auto byReference = create;
+  byReference.insert(byReference.end(), {"--private-key-ref", "file://" + server.clientKeyPath().string()});
+  auto refused = daemon->ctl(byReference, "", "nobody");
+  EXPECT_EQ(refused.exitCode, 5) << describe(refused);
+  EXPECT_TRUE(contains(refused.err, "private_key_ref")) << describe(refused);
+
+  create.insert(create.end(), {"--private-key-file", key});
+  auto r = daemon->ctl(create, "", "nobody");
+  ASSERT_EQ(r.exitCode, 0) << describe(r) << daemon->log();
+  auto v = daemon->ctl({"volume", "create", "theirs", "--path", data}, "", "nobody");
+  ASSERT_EQ(v.exitCode, 0) << describe(v);
+  auto started = daemon->ctl({"backup", "theirs", "--repo", "own", "--json"}, "", "nobody");
+  ASSERT_EQ(started.exitCode, 0) << describe(started);
+  const uint64_t id = json::parse(started.out).at("job").at("id").get<uint64_t>();
+  // While it runs: restic is nobody's, and so is the directory with the key.
+  bool sawUid = false;
+  for (int i = 0; i < 300 && !sawUid; ++i) {
+    for (pid_t child : daemon->childPids()) {
+      const std::string status = readAll("/proc/" + std::to_string(child) + "/status");
+      const size_t at = status.find("\nUid:\t");
+      if (at == std::string::npos) continue;
+      sawUid = true;
+      EXPECT_EQ(std::stoul(status.substr(at + 6)), nobody->pw_uid) << status.substr(at, 40);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(sawUid) << "no restic child seen";
+  json job = daemon->waitForJob(id);
+  EXPECT_EQ(job.value("state", ""), "succeeded") << job.dump() << daemon->log();
+  EXPECT_EQ(job.value("run_as_uid", -1), static_cast<int64_t>(nobody->pw_uid)) << job.dump();
+  EXPECT_TRUE(eventually([&] { return credentialFiles().empty(); }, 10000));
 }
 
 // ---- what the store keeps ----

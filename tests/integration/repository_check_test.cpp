@@ -97,7 +97,7 @@ TEST(RepositoryCheck, UnresolvedPasswordReferencesAreNamedByTheCheckAndByTheJob)
                                         {"from-file", "file:///nonexistent/zbtest-password"},
                                         {"from-credential", "credential://zbtest-missing"}}) {
     CommandResult check = daemon.ctl({"repo", "check", name, "--connection"});
-    EXPECT_EQ(check.exitCode, 1) << name << ": " << describe(check);
+    EXPECT_EQ(check.exitCode, 9) << name << ": " << describe(check);  // SecretUnavailable
     EXPECT_TRUE(contains(check.err, reference)) << name << ": " << describe(check);
     CommandResult show = daemon.ctl({"repo", "show", name, "--json"});
     ASSERT_EQ(show.exitCode, 0) << describe(show);
@@ -136,7 +136,7 @@ TEST(RepositoryCheck, ReferenceResolvedAtUseSoChangingTheFileNeedsNoChangeInZero
     std::ofstream(passwordFile, std::ios::trunc) << "not-the-password\n";
   }
   CommandResult wrong = daemon.ctl({"repo", "check", "referenced", "--connection"});
-  EXPECT_EQ(wrong.exitCode, 1) << describe(wrong);
+  EXPECT_EQ(wrong.exitCode, 9) << describe(wrong);
   EXPECT_TRUE(contains(wrong.err, "password is wrong")) << describe(wrong);
   fs::remove_all(dir);
 }

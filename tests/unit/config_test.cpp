@@ -76,7 +76,7 @@ TEST(ConfigShippedFile, UncommentedSettingsAndExamplesLoadAndMatchTheDefaults) {
     }
     text += line + "\n";
   }
-  EXPECT_EQ(uncommented, 18 + 3 + 4 + 13 + 10) << text;
+  EXPECT_EQ(uncommented, 18 + 3 + 4 + 9 + 8 + 13 + 10) << text;
   Config config = loadString(text, "uncommented.yaml");
   DaemonSettings defaults;
   EXPECT_EQ(config.daemon.stateDirectory, "/var/lib/zerobyte");
@@ -104,8 +104,14 @@ TEST(ConfigShippedFile, UncommentedSettingsAndExamplesLoadAndMatchTheDefaults) {
   EXPECT_EQ(config.daemon.mountOptions, defaults.mountOptions);
   ASSERT_EQ(config.volumes.size(), 1u);
   EXPECT_EQ(config.volumes[0].name, "etc");
-  ASSERT_EQ(config.repositories.size(), 1u);
+  ASSERT_EQ(config.repositories.size(), 3u);
   EXPECT_EQ(config.repositories[0].passwordRef, "file:///etc/zerobyte/local.pass");
+  EXPECT_EQ(config.repositories[1].type, "s3");
+  ASSERT_EQ(config.repositories[1].credentials.size(), 1u);
+  EXPECT_EQ(config.repositories[1].credentials[0].ref, "file:///etc/zerobyte/offsite.secret");
+  EXPECT_EQ(config.repositories[2].type, "sftp");
+  ASSERT_EQ(config.repositories[2].credentials.size(), 1u);
+  EXPECT_EQ(config.repositories[2].credentials[0].name, "private_key");
   ASSERT_EQ(config.schedules.size(), 2u);
   EXPECT_EQ(config.schedules[0].retention.keepMonthly, 12u);
   EXPECT_EQ(config.schedules[1].kind, core::ScheduleKind::Check);
@@ -347,6 +353,190 @@ TEST(ConfigVolumes, NetworkVolumesAreDeclaredWithReferencesAndCheckedForTheirTyp
                        "mount option \"soft\" is not allowed for the nfs driver (allowed: hard)"));
 }
 
+TEST(ConfigRepositories, RemoteRepositoriesMapOntoTheRecordWithCredentialReferences) {
+  Config config = loadFile(kDataDir + "/repositories.yaml");
+  ASSERT_EQ(config.repositories.size(), 4u);
+  for (const auto& repo : config.repositories) {
+    EXPECT_TRUE(repo.declared);
+    EXPECT_EQ(repo.id, "cfg-" + repo.name);
+    EXPECT_TRUE(repo.password.empty());
+    for (const auto& c : repo.credentials) EXPECT_TRUE(c.sealed.empty()) << c.name;
+  }
+  const core::Repository& nas = config.repositories[0];
+  EXPECT_EQ(nas.type, "sftp");
+  EXPECT_EQ(nas.remote.host, "nas.lan");
+  EXPECT_EQ(nas.remote.port, 2222u);
+  EXPECT_EQ(nas.remote.user, "restic");
+  EXPECT_EQ(nas.path, "/srv/restic/host1");
+  EXPECT_TRUE(nas.remote.knownHosts.starts_with("[nas.lan]:2222 ssh-ed25519 "));
+  EXPECT_TRUE(nas.remote.hostKeyCheck);
+  EXPECT_EQ(nas.remote.limitUploadKiB, 2048u);
+  EXPECT_EQ(nas.passwordRef, "file:///etc/zerobyte/nas.pass");
+  ASSERT_EQ(nas.credentials.size(), 1u);
+  EXPECT_EQ(nas.credentials[0].name, "private_key");
+  EXPECT_EQ(nas.credentials[0].ref, "file:///etc/zerobyte/nas.key");
+
+  const core::Repository& rest = config.repositories[1];
+  EXPECT_EQ(rest.type, "rest");
+  EXPECT_EQ(rest.remote.url, "https://backup.example.org:8000/host1");
+  EXPECT_EQ(rest.remote.user, "host1");
+  EXPECT_EQ(rest.remote.caCert, "/etc/zerobyte/rest-ca.pem");
+  EXPECT_TRUE(rest.path.empty());
+  ASSERT_EQ(rest.credentials.size(), 1u);
+  EXPECT_EQ(rest.credentials[0].name, "server_password");
+  EXPECT_EQ(rest.credentials[0].ref, "env://REST_SERVER_PASSWORD");
+
+  const core::Repository& s3 = config.repositories[2];
+  EXPECT_EQ(s3.type, "s3");
+  EXPECT_EQ(s3.remote.endpoint, "https://minio.example.org:9000");
+  EXPECT_EQ(s3.remote.bucket, "backups");
+  EXPECT_EQ(s3.path, "host1/restic");
+  EXPECT_EQ(s3.remote.region, "eu-central-1");
+  EXPECT_EQ(s3.remote.accessKeyId, "AKIAIOSFODNN7EXAMPLE");
+  EXPECT_TRUE(s3.remote.pathStyle);
+  EXPECT_FALSE(s3.remote.insecureTls);
+  EXPECT_EQ(s3.remote.compression, "max");
+  EXPECT_EQ(s3.remote.limitDownloadKiB, 10240u);
+  EXPECT_EQ(s3.passwordRef, "credential://offsite-password");
+  ASSERT_EQ(s3.credentials.size(), 1u);
+  EXPECT_EQ(s3.credentials[0].name, "secret_access_key");
+  EXPECT_EQ(s3.credentials[0].ref, "credential://offsite-secret");
+
+  const core::Repository& cloud = config.repositories[3];
+  EXPECT_EQ(cloud.type, "rclone");
+  EXPECT_EQ(cloud.remote.rcloneType, "sftp");
+  EXPECT_EQ(cloud.path, "restic/host1");
+  EXPECT_TRUE(cloud.credentials.empty());
+  ASSERT_EQ(cloud.remote.rcloneOptions.size(), 3u);
+  EXPECT_EQ(cloud.remote.rcloneOptions[0].name, "host");
+  EXPECT_EQ(cloud.remote.rcloneOptions[0].value, "cloud.example.org");
+  EXPECT_FALSE(cloud.remote.rcloneOptions[0].secret);
+  EXPECT_EQ(cloud.remote.rcloneOptions[2].name, "pass");
+  EXPECT_EQ(cloud.remote.rcloneOptions[2].value, "file:///etc/zerobyte/cloud.pass");
+  EXPECT_TRUE(cloud.remote.rcloneOptions[2].secret);
+}
+
+TEST(ConfigRepositories, WireNamesMapAsTheApiMapsThem) {
+  Config config = loadString("repositories:\n"
+                             "  - {name: a, type: azure, account_name: store1, container: box, path: p,"
+                             " sas_token: env://SAS, password: env://P}\n"
+                             "  - {name: g, type: gcs, project_id: proj-1, bucket: bkt, service_account: credential://gsa,"
+                             " password: env://P}\n"
+                             "  - {name: b, type: b2, account_id: 0012ab, bucket: my-bucket, account_key: env://B2,"
+                             " password: env://P}\n"
+                             "  - {name: w, type: swift, url: \"https://auth.example.org/v3\", container: box, user: u,"
+                             " project_name: tenant, user_domain: Default, project_domain: Default,"
+                             " server_password: env://SW, password: env://P}\n"
+                             "  - {name: s, type: sftp, host: h, user: u, path: /r, host_key_check: false,"
+                             " private_key: env://K, password: env://P}\n",
+                             "z.yaml");
+  ASSERT_EQ(config.repositories.size(), 5u);
+  EXPECT_EQ(config.repositories[0].remote.account, "store1");
+  EXPECT_EQ(config.repositories[0].remote.bucket, "box");
+  EXPECT_EQ(config.repositories[0].credentials[0].name, "sas_token");
+  EXPECT_EQ(config.repositories[1].remote.project, "proj-1");
+  EXPECT_EQ(config.repositories[1].credentials[0].ref, "credential://gsa");
+  EXPECT_EQ(config.repositories[2].remote.account, "0012ab");
+  EXPECT_EQ(config.repositories[3].remote.bucket, "box");
+  EXPECT_EQ(config.repositories[3].remote.project, "tenant");
+  EXPECT_EQ(config.repositories[3].remote.userDomain, "Default");
+  EXPECT_FALSE(config.repositories[4].remote.hostKeyCheck);
+}
+
+TEST(ConfigRepositories, CredentialsAreReferencesNeverValues) {
+  std::string d = onlyDiagnostic("repositories:\n"
+                                 "  - name: offsite\n"
+                                 "    type: s3\n"
+                                 "    bucket: backups\n"
+                                 "    access_key_id: AKIAIOSFODNN7EXAMPLE\n"
+                                 "    secret_access_key: wJalrXUtnFEMI\n"
+                                 "    password: env://P\n");
+  EXPECT_EQ(d, "zerobyte.yaml:6:24: repositories[0].secret_access_key: expected a reference to the secret access key "
+               "(file:///absolute/path, env://NAME or credential://NAME), not the secret access key itself; put the secret "
+               "access key in a file only root can read and write file:// and its path");
+  EXPECT_FALSE(contains(d, "wJalrXUtnFEMI")) << d;
+  d = onlyDiagnostic("repositories:\n  - name: nas\n    type: sftp\n    host: h\n    user: u\n    path: /r\n"
+                     "    host_key_check: false\n    password: env://P\n    private_key: |\n"
+                     "      -----BEGIN OPENSSH PRIVATE KEY-----\n      b3BlbnNzaC1rZXktdjEAAAAA\n");
+  EXPECT_TRUE(d.starts_with("zerobyte.yaml:9:18: repositories[0].private_key: expected a reference to the private key")) << d;
+  EXPECT_FALSE(contains(d, "BEGIN")) << d;
+  EXPECT_TRUE(contains(onlyDiagnostic("repositories:\n  - {name: r, type: rest, url: \"https://h/\", user: u,"
+                                      " server_password: \"file://rel/pass\", password: env://P}\n"),
+                       "repositories[0].server_password: the path in file:// \"rel/pass\" is not valid"));
+  d = onlyDiagnostic("repositories:\n  - {name: r, type: rclone, rclone_type: sftp, rclone_secrets: {pass: hunter2},"
+                     " password: env://P}\n");
+  EXPECT_TRUE(contains(d, "repositories[0].rclone_secrets.pass: expected a reference to the secret")) << d;
+  EXPECT_FALSE(contains(d, "hunter2")) << d;
+  // The API's *_ref spelling is not this file's: the credential key takes the reference.
+  EXPECT_TRUE(contains(onlyDiagnostic("repositories:\n  - {name: r, type: s3, bucket: bkt, access_key_id: k,"
+                                      " secret_access_key_ref: env://S, password: env://P}\n"),
+                       "unknown key \"secret_access_key_ref\" in \"repositories[0]\""));
+}
+
+TEST(ConfigRepositories, KeysThatDoNotApplyToTheTypeAreRefusedAtTheKey) {
+  EXPECT_EQ(onlyDiagnostic("repositories:\n"
+                           "  - name: nas\n"
+                           "    type: sftp\n"
+                           "    bucket: backups\n"
+                           "    password: env://P\n"),
+            "zerobyte.yaml:4:5: repositories[0]: \"bucket\" does not apply to a sftp repository (it takes host, port, user, "
+            "path, known_hosts, host_key_check, private_key, limit_upload, limit_download, compression)");
+  // The type may come after the keys it decides about.
+  EXPECT_TRUE(contains(onlyDiagnostic("repositories:\n  - {name: r, url: \"https://h/\", type: local, path: /r, password: env://P}\n"),
+                       "zerobyte.yaml:2:15: repositories[0]: \"url\" does not apply to a local repository (it takes path, "
+                       "limit_upload, limit_download, compression)"));
+  EXPECT_TRUE(contains(onlyDiagnostic("repositories:\n  - {name: r, path: /r, secret_access_key: env://S, password: env://P}\n"),
+                       "\"secret_access_key\" does not apply to a local repository"));
+  EXPECT_TRUE(contains(onlyDiagnostic("repositories:\n  - {name: r, type: s3, bucket: bkt, access_key_id: k,"
+                                      " secret_access_key: env://S, rclone_secrets: {a: env://A}, password: env://P}\n"),
+                       "\"rclone_secrets\" does not apply to a s3 repository (it takes endpoint, bucket, path, region, "
+                       "access_key_id, path_style, secret_access_key, limit_upload, limit_download, compression, ca_cert, "
+                       "insecure_tls)"));
+  EXPECT_TRUE(contains(onlyDiagnostic("repositories:\n  - {name: r, type: sftp, host: h, user: u, path: /r, host_key_check: false,"
+                                      " private_key: env://K, insecure_tls: true, password: env://P}\n"),
+                       "\"insecure_tls\" does not apply to a sftp repository"));
+}
+
+TEST(ConfigRepositories, TheWholeRepositoryIsValidatedAndReportedAtItsEntry) {
+  EXPECT_EQ(onlyDiagnostic("repositories:\n"
+                           "  - name: offsite\n"
+                           "    type: s3\n"
+                           "    bucket: backups\n"
+                           "    access_key_id: AKIAIOSFODNN7EXAMPLE\n"
+                           "    password: env://P\n"),
+            "zerobyte.yaml:2:5: repositories[0]: an s3 repository needs secret_access_key (or secret_access_key_ref)");
+  EXPECT_TRUE(contains(onlyDiagnostic("repositories:\n  - {name: r, type: sftp, host: h, user: u, path: /r, private_key: env://K,"
+                                      " password: env://P}\n"),
+                       "zerobyte.yaml:2:5: repositories[0]: known_hosts has no entry"));
+  EXPECT_TRUE(contains(onlyDiagnostic("repositories:\n  - {name: r, type: azure, account_name: store1, container: box,"
+                                      " account_key: env://K, sas_token: env://S, password: env://P}\n"),
+                       "zerobyte.yaml:2:5: repositories[0]: an azure repository needs exactly one of account_key and sas_token"));
+  EXPECT_TRUE(contains(onlyDiagnostic("repositories:\n  - {name: r, type: s3, bucket: Bad_Bucket, access_key_id: k,"
+                                      " secret_access_key: env://S, password: env://P}\n"),
+                       "zerobyte.yaml:2:5: repositories[0]: bucket \"Bad_Bucket\" is not a valid S3 bucket name"));
+  EXPECT_TRUE(contains(onlyDiagnostic("repositories:\n  - {name: r, type: rest, url: \"https://h/\", server_password: env://S,"
+                                      " password: env://P}\n"),
+                       "zerobyte.yaml:2:5: repositories[0]: server_password is given without user"));
+  EXPECT_TRUE(contains(onlyDiagnostic("repositories:\n  - {name: r, type: rclone, rclone_type: sftp,"
+                                      " rclone_options: {pass: x}, password: env://P}\n"),
+                       "rclone option \"pass\" is a password"));
+  // The restic password stays required for every type, path for local ones.
+  EXPECT_EQ(onlyDiagnostic("repositories:\n  - {name: r, type: rest, url: \"https://h/\"}\n"),
+            "zerobyte.yaml:2:5: repositories[0]: the key \"password\" is missing; expected a password reference "
+            "(file:///path, env://NAME or credential://NAME)");
+  EXPECT_EQ(onlyDiagnostic("repositories:\n  - {name: r, type: local, password: env://P}\n"),
+            "zerobyte.yaml:2:5: repositories[0]: the key \"path\" is missing; expected the absolute path of the restic repository");
+  EXPECT_EQ(onlyDiagnostic("repositories:\n  - {name: r, type: local, path: srv/restic, password: env://P}\n"),
+            "zerobyte.yaml:2:34: repositories[0].path \"srv/restic\" is not valid: it is relative; give an absolute path "
+            "that starts with '/'");
+  EXPECT_EQ(onlyDiagnostic("repositories:\n  - {name: r, type: sftp, host: h, port: 0, user: u, path: /r,"
+                           " host_key_check: false, private_key: env://K, password: env://P}\n"),
+            "zerobyte.yaml:2:42: repositories[0].port: expected a port from 1 to 65535, got \"0\"");
+  EXPECT_TRUE(contains(onlyDiagnostic("repositories:\n  - {name: r, type: s3, bucket: bkt, access_key_id: k,"
+                                      " secret_access_key: env://S, limit_upload: 10485761, password: env://P}\n"),
+                       "repositories[0].limit_upload: expected an integer from 0 to 10485760 (KiB/s; 0: unlimited)"));
+}
+
 TEST(ConfigErrors, BadIntegerPointsAtTheValue) {
   EXPECT_EQ(onlyDiagnostic("daemon:\n"
                            "  job_history: many\n"),
@@ -433,8 +623,9 @@ TEST(ConfigErrors, WrongNodeKindsSayWhatWasExpected) {
 TEST(ConfigErrors, UnsupportedTypesNameTheSupportedOne) {
   EXPECT_EQ(onlyDiagnostic("volumes:\n  - {name: n, type: ftp, path: /mnt}\n"),
             "zerobyte.yaml:2:21: volumes[0].type: expected a volume type: directory, sftp, smb, webdav, nfs or rclone, got \"ftp\"");
-  EXPECT_TRUE(contains(onlyDiagnostic("repositories:\n  - {name: r, type: s3, path: /r, password: env://P}\n"),
-                       "expected \"local\" (the only repository type so far), got \"s3\""));
+  EXPECT_EQ(onlyDiagnostic("repositories:\n  - {name: r, type: ftp, path: /r, password: env://P}\n"),
+            "zerobyte.yaml:2:21: repositories[0].type: expected a repository type: local, sftp, rest, s3, b2, azure, gcs, swift "
+            "or rclone, got \"ftp\"");
 }
 
 TEST(ConfigErrors, LogLevelAndAdminGroupAreChecked) {
