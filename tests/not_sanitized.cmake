@@ -9,6 +9,8 @@ foreach(name
     Schedule.ARunDueWhileThePreviousRunsIsSkippedAndRecorded
     Secrets.RotationResealsAHundredRepositoriesAndReplacesTheKeyFile
     Secrets.RotationKilledAtAnyMomentLeavesEveryRepositoryReadable
-    Secrets.ChangePasswordKilledAtAnyMomentAlwaysLeavesTheRevealedPasswordWorking)
+    Secrets.ChangePasswordKilledAtAnyMomentAlwaysLeavesTheRevealedPasswordWorking
+    # Uploads at a limited rate and waits repository_retry_seconds on the wall clock.
+    RemoteRepositories.AServerStoppedDuringABackupFailsTheJobWithTheCauseAndTheNextOneSucceeds)
   set_tests_properties(${name} PROPERTIES LABELS "integration;not-sanitized")
 endforeach()

@@ -4,6 +4,7 @@
 // or a client leaves in the middle of things.
 #include "tests/integration/harness.h"
 #include "tests/support/polkit_env.h"
+#include "tests/support/test_servers.h"
 
 #include "dbus/org.zerobyte.Daemon1.Job.proxy.h"
 #include "dbus/org.zerobyte.Daemon1.Manager.proxy.h"
@@ -901,6 +902,33 @@ TEST_F(DbusApi, NetworkVolumesMountUnmountAndShowTheirMountState) {
   EXPECT_EQ(VolumeProxy(client.connection(), dir).MountState(), "");
   EXPECT_EQ(errorOf([&] { VolumeProxy(client.connection(), dir).Mount({}); }), errorName("InvalidArgument"));
   std::filesystem::remove_all(helpers);
+}
+
+// A remote repository through D-Bus: its fields and credential in the options, its location with the password masked,
+// and an unreachable server as its own error.
+TEST_F(DbusApi, RemoteRepositoriesTakeTheirFieldsInTheOptionsAndAnUnreachableServerIsItsOwnError) {
+  zbtest::setServerProcessHooks(&zbtest::ownProcess, &zbtest::disownProcess);
+  {
+    zbtest::ResticRestServer server;
+    startDaemon();
+    BusClient client(false);
+    ManagerProxy manager(client.connection());
+    const std::map<std::string, sdbus::Variant> fields = {{"url", sdbus::Variant(server.url() + "viabus")},
+                                                          {"user", sdbus::Variant(server.user())},
+                                                          {"server_password", sdbus::Variant(server.password())}};
+    const auto [repository, init] = manager.CreateRepository("web", "rest", "", fields);
+    RepositoryProxy proxy(client.connection(), repository);
+    EXPECT_EQ(proxy.Type(), "rest");
+    EXPECT_EQ(proxy.Location(), "rest:http://" + server.user() + ":***@127.0.0.1:" + std::to_string(server.port()) + "/viabus");
+    EXPECT_TRUE(std::filesystem::exists(server.root() / "viabus" / "config"));
+    server.stop();
+    EXPECT_EQ(errorOf([&] { manager.ImportRepository("again", "rest", "", "whatever", fields); }), errorName("Unreachable"));
+    EXPECT_EQ(errorOf([&] {
+                manager.CreateRepository("wrongfield", "rest", "", {{"url", sdbus::Variant(server.url())}, {"bucket", sdbus::Variant(std::string("b"))}});
+              }),
+              errorName("InvalidArgument"));
+  }
+  zbtest::setServerProcessHooks(nullptr, nullptr);
 }
 
 TEST_F(DbusApi, SchedulesAreObjectsThatRunEditAndPreviewTheirRetention) {
