@@ -304,6 +304,7 @@ class Service {
   void onJobStdout(ActiveJob& job, std::string_view line);
   void onJobStderr(ActiveJob& job, std::string_view line);
   void watchRetries(ActiveJob& job, std::string_view line);
+  void watchSilence(ActiveJob& job);
   // The message of a successful retention run, from restic's report (its forgotten ids go to the job's log).
   std::string retentionMessage(ActiveJob& job);
   void finishJob(uint64_t id, const process::ProcessResult* result, std::optional<Error> failure);

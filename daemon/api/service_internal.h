@@ -33,6 +33,9 @@ struct Service::ActiveJob {
   std::string lastRetryLine;
   std::unique_ptr<loop::TimerSource> retryWatch;
   std::optional<Error> gaveUp;
+  // Whether restic printed anything yet, and the watch for a server that never answers (remote repositories).
+  bool anyOutput = false;
+  std::unique_ptr<loop::TimerSource> silenceWatch;
 };
 
 struct Service::Task {

@@ -414,10 +414,16 @@ uint64_t Service::submitJob(core::Job job, const core::Repository& repository, s
       break;
   }
   task->onStdout = [this, id](std::string_view line) {
-    if (auto it = m_jobs.find(id); it != m_jobs.end()) onJobStdout(*it->second, line);
+    if (auto it = m_jobs.find(id); it != m_jobs.end()) {
+      it->second->anyOutput = true;
+      onJobStdout(*it->second, line);
+    }
   };
   task->onStderr = [this, id](std::string_view line) {
-    if (auto it = m_jobs.find(id); it != m_jobs.end()) onJobStderr(*it->second, line);
+    if (auto it = m_jobs.find(id); it != m_jobs.end()) {
+      it->second->anyOutput = true;
+      onJobStderr(*it->second, line);
+    }
   };
   task->onStarted = [this, id](std::shared_ptr<process::Process> child) {
     auto it = m_jobs.find(id);
@@ -430,6 +436,7 @@ uint64_t Service::submitJob(core::Job job, const core::Repository& repository, s
     persist(a.job);
     log::info("job " + std::to_string(id) + " (" + std::string(core::toString(a.job.operation)) + ", repository \"" +
               a.job.repositoryName + "\") started: restic pid " + std::to_string(a.job.childPid));
+    if (a.repository.isRemote()) watchSilence(a);
     pushProgress(a, true);
     if (onJobsChanged) onJobsChanged();
   };
@@ -537,6 +544,27 @@ void Service::watchRetries(ActiveJob& a, std::string_view line) {
                        "repository \"" + job.job.repositoryName + "\": the server has kept failing for " + std::to_string(failingSeconds) +
                            " s, so zerobyted stopped restic (after repository_retry_seconds, " + std::to_string(limit) +
                            " s); restic's last error: " + job.lastRetryLine);
+    log::warning("job " + std::to_string(id) + ": " + job.gaveUp->what());
+    job.process->cancel();
+  });
+}
+
+// restic 0.14 has no request timeout: a server that accepts the connection and never answers keeps it waiting,
+// silent, for ever (it prints nothing before the repository is open). A remote repository's job whose restic has
+// printed nothing at all after repository_retry_seconds is stopped and failed as Unreachable.
+void Service::watchSilence(ActiveJob& a) {
+  const uint64_t id = a.job.id;
+  const unsigned limit = m_settings.repositoryRetrySeconds;
+  a.silenceWatch = std::make_unique<loop::TimerSource>(m_loop, std::chrono::seconds(limit), [this, id, limit] {
+    auto it = m_jobs.find(id);
+    if (it == m_jobs.end()) return;
+    ActiveJob& job = *it->second;
+    auto timer = std::move(job.silenceWatch);  // destroyed after this handler returns
+    m_loop.post([t = std::shared_ptr<loop::TimerSource>(std::move(timer))] {});
+    if (job.anyOutput || !job.process || job.gaveUp) return;
+    job.gaveUp = Error(ErrorCode::Unreachable, "repository \"" + job.job.repositoryName + "\": the server has not answered for " +
+                                                   std::to_string(limit) + " s (repository_retry_seconds), so zerobyted stopped restic; "
+                                                   "is it overloaded, or is a firewall dropping the connection?");
     log::warning("job " + std::to_string(id) + ": " + job.gaveUp->what());
     job.process->cancel();
   });

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <pwd.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -262,6 +263,26 @@ TEST_F(RemoteRepositories, AServerStoppedDuringABackupFailsTheJobWithTheCauseAnd
   EXPECT_EQ(next.value("state", ""), "succeeded") << next.dump() << daemon->log();
   auto check = daemon->ctl({"repo", "check", "web"});
   EXPECT_EQ(check.exitCode, 0) << describe(check) << daemon->log();
+}
+
+// A server that accepts connections and never answers (rclone stopped with SIGSTOP: the kernel still accepts on its
+// socket): restic 0.14 would wait silently for ever; the job is stopped after repository_retry_seconds.
+TEST_F(RemoteRepositories, AServerThatStopsAnsweringFailsTheJobAfterTheRetryTime) {
+  ResticRestServer server;
+  start(3, "  repository_retry_seconds: 5\n");
+  auto r = daemon->ctl({"repo", "create", "web", "--type", "rest", "--url", server.url() + "hung", "--user", server.user(),
+                        "--server-password-file", secretFile("rest.pw", server.password())});
+  ASSERT_EQ(r.exitCode, 0) << describe(r);
+  ASSERT_EQ(::kill(server.pid(), SIGSTOP), 0);
+  const auto before = std::chrono::steady_clock::now();
+  auto hung = daemon->ctl({"repo", "check", "web", "--connection"});
+  const auto waited = std::chrono::steady_clock::now() - before;
+  ::kill(server.pid(), SIGCONT);
+  EXPECT_EQ(hung.exitCode, 11) << describe(hung);
+  EXPECT_TRUE(contains(hung.err, "has not answered for 5 s")) << describe(hung);
+  EXPECT_LT(waited, std::chrono::seconds(60));
+  auto back = daemon->ctl({"repo", "check", "web", "--connection"});
+  EXPECT_EQ(back.exitCode, 0) << describe(back);
 }
 
 // ---- s3 ----
