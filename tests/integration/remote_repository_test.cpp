@@ -165,6 +165,7 @@ TEST_F(RemoteRepositories, RestRepositoryKeepsItsPasswordOffEveryCommandLineAndR
   bool sawRestic = false;
   for (int i = 0; i < 200 && !sawRestic; ++i) {
     for (pid_t child : daemon->childPids()) {
+      if (readAll("/proc/" + std::to_string(child) + "/cmdline").rfind("/usr/bin/restic", 0) != 0) continue;
       const std::string environ = readAll("/proc/" + std::to_string(child) + "/environ");
       if (environ.empty()) continue;
       sawRestic = true;
@@ -387,6 +388,8 @@ TEST_F(RemoteRepositories, AUsersOwnSftpRepositoryRunsResticAndSshAsThem) {
   bool sawUid = false;
   for (int i = 0; i < 300 && !sawUid; ++i) {
     for (pid_t child : daemon->childPids()) {
+      // Only once it runs restic: before exec the child is still dropping its privileges.
+      if (readAll("/proc/" + std::to_string(child) + "/cmdline").rfind("/usr/bin/restic", 0) != 0) continue;
       const std::string status = readAll("/proc/" + std::to_string(child) + "/status");
       const size_t at = status.find("\nUid:\t");
       if (at == std::string::npos) continue;
