@@ -824,6 +824,13 @@ void Service::startRestore(const json& p, const RequestPtr& r) {
       // An admin's repository: restored as root for admins; anyone else's restic runs as themselves, so it must
       // read the repository and writes only where they could.
       if (!admin) {
+        // restic as the caller would hold the backend's credentials (a key file of theirs, keys in an environment
+        // they can read): never for an admin's remote repository.
+        if (repo.isRemote())
+          throw Error(ErrorCode::NotAuthorized,
+                      "repository \"" + repo.name + "\" is an admin's remote repository: a restore by you runs restic as you, "
+                      "and its server credentials must not reach your processes; ask an admin to restore it",
+                      {{"action", actionId(Action::Admin)}});
         if (repo.type == "local") requireAccessAs(caller, repo.path, process::AccessKind::ReadDirectory, "repository", "repository");
         requireAccessAs(caller, job.target, process::AccessKind::WriteDirectory, "restore target", "target");
       }

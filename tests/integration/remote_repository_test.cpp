@@ -3,6 +3,7 @@
 // restore, compare, forget; import; a server that goes away; and where the credentials never show up.
 #include "tests/integration/harness.h"
 #include "tests/integration/remote_helpers.h"
+#include "tests/support/polkit_env.h"
 #include "tests/support/test_servers.h"
 
 #include <gtest/gtest.h>
@@ -403,6 +404,27 @@ TEST_F(RemoteRepositories, AUsersOwnSftpRepositoryRunsResticAndSshAsThem) {
   EXPECT_EQ(job.value("state", ""), "succeeded") << job.dump() << daemon->log();
   EXPECT_EQ(job.value("run_as_uid", -1), static_cast<int64_t>(nobody->pw_uid)) << job.dump();
   EXPECT_TRUE(eventually([&] { return credentialFiles().empty(); }, 10000));
+}
+
+// An operator may restore an admin's snapshots, but restic would then run as the operator: an admin's remote
+// repository's server credentials must never reach their processes, so that restore is refused before anything runs.
+TEST_F(RemoteRepositories, AnOperatorCannotRestoreAnAdminsRemoteRepositoryAsThemselves) {
+  zbtest::roleUsers();
+  ResticRestServer server;
+  start(3, std::string(zbtest::kGroupModeDaemonSetting));
+  auto r = daemon->ctl({"repo", "create", "web", "--type", "rest", "--url", server.url() + "adminrepo", "--user", server.user(),
+                        "--server-password-file", secretFile("rest.pw", server.password())});
+  ASSERT_EQ(r.exitCode, 0) << describe(r);
+  json job = backup("web");
+  ASSERT_EQ(job.value("state", ""), "succeeded") << job.dump();
+  const auto& op = zbtest::roleUser("operator");
+  const std::string target = daemon->dir() + "/operator-target";
+  fs::create_directories(target);
+  ASSERT_EQ(::chown(target.c_str(), op.uid, op.gid), 0);
+  auto refused = daemon->ctl({"restore", "web", "latest", "--target", target}, "", op.name);
+  EXPECT_EQ(refused.exitCode, 5) << describe(refused);
+  EXPECT_TRUE(contains(refused.err, "admin's remote repository")) << describe(refused);
+  EXPECT_TRUE(fs::is_empty(target));
 }
 
 // ---- what the store keeps ----
