@@ -104,7 +104,7 @@ class RemoteRepositories : public ::testing::Test {
     ASSERT_EQ(f.exitCode, 0) << describe(f);
     EXPECT_EQ(snapshotIds(repo).size(), before);
     // Each restic child's credential files go with it (the snapshot refresh after a change runs a moment longer).
-    EXPECT_TRUE(eventually([&] { return credentialFiles().empty(); }, 10000)) << "credential files outlive the restic child";
+    EXPECT_TRUE(eventually([&] { return credentialFiles().empty(); }, 30000)) << "credential files outlive the restic child";
   }
 
   std::unique_ptr<Daemon> daemon;
@@ -403,7 +403,7 @@ TEST_F(RemoteRepositories, AUsersOwnSftpRepositoryRunsResticAndSshAsThem) {
   json job = daemon->waitForJob(id);
   EXPECT_EQ(job.value("state", ""), "succeeded") << job.dump() << daemon->log();
   EXPECT_EQ(job.value("run_as_uid", -1), static_cast<int64_t>(nobody->pw_uid)) << job.dump();
-  EXPECT_TRUE(eventually([&] { return credentialFiles().empty(); }, 10000));
+  EXPECT_TRUE(eventually([&] { return credentialFiles().empty(); }, 30000));
 }
 
 // An operator may restore an admin's snapshots, but restic would then run as the operator: an admin's remote
