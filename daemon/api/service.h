@@ -1,6 +1,7 @@
 // The service layer both transports call: parse → validate → authorize → act → reply.
 #pragma once
 
+#include "common/users.h"
 #include "daemon/api/audit.h"
 #include "daemon/api/authorizer.h"
 #include "daemon/api/request.h"
@@ -285,8 +286,10 @@ class Service {
     std::shared_ptr<void> files;
   };
   ResticLaunch prepareRestic(const core::Repository& repository, uint32_t runAsUid, process::ProcessSpec& spec) const;
-  // The child's environment (with ctx.extraEnv), identity (uid, gid, supplementary groups) and directories.
-  void prepareRunAs(process::ProcessSpec& spec, const restic::RepositoryContext& ctx, uint32_t runAsUid) const;
+  // The child's environment (with ctx.extraEnv), identity (uid, gid, supplementary groups; none: root with
+  // restic's capabilities) and directories.
+  void prepareRunAs(process::ProcessSpec& spec, const restic::RepositoryContext& ctx,
+                    const std::optional<users::Identity>& identity) const;
   // A remote repository's backend credentials (stored ones opened, references resolved), by wire name.
   std::map<std::string, std::string> credentialsOf(const core::Repository& repository) const;
   // The password as stored now (not as `repository` was copied earlier: a password change or a
@@ -305,6 +308,9 @@ class Service {
   void onJobStderr(ActiveJob& job, std::string_view line);
   void watchRetries(ActiveJob& job, std::string_view line);
   void watchSilence(ActiveJob& job);
+  void giveUp(ActiveJob& job, const std::string& cause);
+  // Releases a job's timer from inside its own handler.
+  void retireTimer(std::unique_ptr<loop::TimerSource>& timer);
   // The message of a successful retention run, from restic's report (its forgotten ids go to the job's log).
   std::string retentionMessage(ActiveJob& job);
   void finishJob(uint64_t id, const process::ProcessResult* result, std::optional<Error> failure);

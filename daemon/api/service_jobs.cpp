@@ -94,9 +94,8 @@ std::map<std::string, std::string> Service::credentialsOf(const core::Repository
     } catch (const Error& e) {
       throw Error(ErrorCode::SecretUnavailable, "repository \"" + current.name + "\": its " + c.name + " is unavailable: " + e.what());
     }
-    // A file's final newline is not part of a password or token (a key keeps its own).
-    if (c.name != "private_key" && c.name != "service_account")
-      while (!values[c.name].empty() && (values[c.name].back() == '\n' || values[c.name].back() == '\r')) values[c.name].pop_back();
+    // Stored values lost their final newlines when they were given (repositoryFromRequest); resolveReference
+    // removes a file's final line ending.
   }
   return values;
 }
@@ -109,14 +108,14 @@ Service::ResticLaunch Service::prepareRestic(const core::Repository& repository,
   ctx.repository = repository.path;
   ctx.cacheDir = cacheHome(runAsUid) + "/" + repository.id;
   ctx.passwordFd = 3;
+  std::optional<users::Identity> identity;
+  if (runAsUid != 0) {
+    identity = users::lookup(runAsUid);
+    if (!identity)
+      throw Error(ErrorCode::Failed, "restic would run as uid " + std::to_string(runAsUid) +
+                                         " (the owner), which has no entry in the user database; restore the user or delete the resource");
+  }
   if (repository.isRemote()) {
-    std::optional<users::Identity> identity;
-    if (runAsUid != 0) {
-      identity = users::lookup(runAsUid);
-      if (!identity)
-        throw Error(ErrorCode::Failed, "restic would run as uid " + std::to_string(runAsUid) +
-                                           " (the owner), which has no entry in the user database; restore the user or delete the resource");
-    }
     // Traversable, not listable: each child's directory below is its user's own.
     if (mkdir(m_settings.credentialsDirectory.c_str(), 0711) < 0 && errno != EEXIST)
       throw Error(ErrorCode::Failed, "cannot create " + m_settings.credentialsDirectory + ": " + std::strerror(errno));
@@ -144,8 +143,8 @@ Service::ResticLaunch Service::prepareRestic(const core::Repository& repository,
       context.rcloneProgram = locate("rclone", "rclone");
       for (const auto& option : repository.remote.rcloneOptions) {
         if (!option.secret) continue;
+        // resolveReference has removed a file's final line ending already.
         std::string value = secrets::resolveReference(option.value).value();
-        while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
         rcloneSecrets.emplace_back(option.name, core::rcloneWantsObscured(option.name) ? mount::rcloneObscure(value) : value);
       }
     }
@@ -163,22 +162,19 @@ Service::ResticLaunch Service::prepareRestic(const core::Repository& repository,
     ctx.extraEnv = std::move(access.env);
     launch.files = guard;
   }
-  prepareRunAs(spec, ctx, runAsUid);
+  prepareRunAs(spec, ctx, identity);
   return launch;
 }
 
-void Service::prepareRunAs(process::ProcessSpec& spec, const restic::RepositoryContext& ctx, uint32_t runAsUid) const {
+void Service::prepareRunAs(process::ProcessSpec& spec, const restic::RepositoryContext& ctx,
+                           const std::optional<users::Identity>& identity) const {
   ensureDirectory(m_settings.cacheDirectory);
-  if (runAsUid == 0) {
+  if (!identity) {
     spec.capabilities = kRootResticCapabilities;
     ensureDirectory(m_settings.cacheDirectory + "/tmp");
     spec.env = restic::environment(ctx, m_settings.cacheDirectory, m_settings.cacheDirectory + "/tmp");
     return;
   }
-  auto identity = users::lookup(runAsUid);
-  if (!identity)
-    throw Error(ErrorCode::Failed, "restic would run as uid " + std::to_string(runAsUid) +
-                                       " (the owner), which has no entry in the user database; restore the user or delete the resource");
   std::string home = process::ensureUserCacheDirectory(m_settings.cacheDirectory, *identity);
   spec.env = restic::environment(ctx, home, home);
   spec.uid = identity->uid;
@@ -535,17 +531,13 @@ void Service::watchRetries(ActiveJob& a, std::string_view line) {
     auto it = m_jobs.find(id);
     if (it == m_jobs.end()) return;
     ActiveJob& job = *it->second;
-    auto timer = std::move(job.retryWatch);  // destroyed after this handler returns
-    m_loop.post([t = std::shared_ptr<loop::TimerSource>(std::move(timer))] {});
+    retireTimer(job.retryWatch);
     const uint64_t nowUsec = loop::EventLoop::nowUsec();
-    if (!job.process || nowUsec - job.lastRetryUsec > 70ull * 1000000) return;
+    if (nowUsec - job.lastRetryUsec > 70ull * 1000000) return;
     const uint64_t failingSeconds = (nowUsec - armedUsec) / 1000000;
-    job.gaveUp = Error(ErrorCode::Unreachable,
-                       "repository \"" + job.job.repositoryName + "\": the server has kept failing for " + std::to_string(failingSeconds) +
-                           " s, so zerobyted stopped restic (after repository_retry_seconds, " + std::to_string(limit) +
-                           " s); restic's last error: " + job.lastRetryLine);
-    log::warning("job " + std::to_string(id) + ": " + job.gaveUp->what());
-    job.process->cancel();
+    giveUp(job, "the server has kept failing for " + std::to_string(failingSeconds) +
+                    " s, so zerobyted stopped restic (after repository_retry_seconds, " + std::to_string(limit) +
+                    " s); restic's last error: " + job.lastRetryLine);
   });
 }
 
@@ -559,15 +551,26 @@ void Service::watchSilence(ActiveJob& a) {
     auto it = m_jobs.find(id);
     if (it == m_jobs.end()) return;
     ActiveJob& job = *it->second;
-    auto timer = std::move(job.silenceWatch);  // destroyed after this handler returns
-    m_loop.post([t = std::shared_ptr<loop::TimerSource>(std::move(timer))] {});
-    if (job.anyOutput || !job.process || job.gaveUp) return;
-    job.gaveUp = Error(ErrorCode::Unreachable, "repository \"" + job.job.repositoryName + "\": the server has not answered for " +
-                                                   std::to_string(limit) + " s (repository_retry_seconds), so zerobyted stopped restic; "
-                                                   "is it overloaded, or is a firewall dropping the connection?");
-    log::warning("job " + std::to_string(id) + ": " + job.gaveUp->what());
-    job.process->cancel();
+    retireTimer(job.silenceWatch);
+    if (job.anyOutput) return;
+    giveUp(job, "the server has not answered for " + std::to_string(limit) +
+                    " s (repository_retry_seconds), so zerobyted stopped restic; is it overloaded, or is a firewall dropping "
+                    "the connection?");
   });
+}
+
+// A job whose repository's server does not do its part: restic is stopped, and the job fails as Unreachable with
+// `cause` (finishJob reads gaveUp). Once per job, and only while restic runs.
+void Service::giveUp(ActiveJob& job, const std::string& cause) {
+  if (!job.process || job.gaveUp) return;
+  job.gaveUp = Error(ErrorCode::Unreachable, "repository \"" + job.job.repositoryName + "\": " + cause);
+  log::warning("job " + std::to_string(job.job.id) + ": " + job.gaveUp->what());
+  job.process->cancel();
+}
+
+void Service::retireTimer(std::unique_ptr<loop::TimerSource>& timer) {
+  // Called from the timer's own handler: it is destroyed on the loop's next iteration, after the handler returned.
+  m_loop.post([t = std::shared_ptr<loop::TimerSource>(std::move(timer))] {});
 }
 
 void Service::pushProgress(ActiveJob& a, bool force) {
@@ -582,8 +585,7 @@ void Service::pushProgress(ActiveJob& a, bool force) {
           m_loop, std::chrono::microseconds(kPushIntervalUsec - (nowUsec - a.lastPushUsec)), [this, id] {
             auto it = m_jobs.find(id);
             if (it == m_jobs.end()) return;
-            auto timer = std::move(it->second->pushTimer);  // destroyed after this handler returns
-            m_loop.post([t = std::shared_ptr<loop::TimerSource>(std::move(timer))] {});
+            retireTimer(it->second->pushTimer);
             pushProgress(*it->second, true);
           });
     }

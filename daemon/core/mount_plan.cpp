@@ -79,10 +79,6 @@ std::vector<std::string> driversFor(std::string_view type) {
   return {};
 }
 
-bool rcloneWantsObscured(std::string_view name) {
-  return name == "pass" || name == "password" || name.ends_with("_pass") || name.ends_with("_password");
-}
-
 bool appliesTo(std::string_view type, std::string_view key) {
   static constexpr std::string_view kCommon[] = {"driver", "mount_options", "read_write", "auto_remount", "keep_mounted"};
   if (std::find(std::begin(kCommon), std::end(kCommon), key) != std::end(kCommon)) return !driversFor(type).empty();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "daemon/core/model.h"
+#include "daemon/core/remote_fields.h"  // rcloneWantsObscured and the field checks network volumes share with repositories
 
 #include <map>
 #include <optional>
@@ -26,9 +27,6 @@ std::vector<std::string> fieldsOf(std::string_view type);
 // (fieldsOf), the ones every network type takes (driver, mount_options, read_write, auto_remount, keep_mounted),
 // and the reference forms of its secrets (password_ref, private_key_ref, rclone_secret_options, rclone_secrets).
 bool appliesTo(std::string_view type, std::string_view key);
-// rclone's configuration wants these options obscured (pass, password, *_pass, *_password); it reads any other
-// as written.
-bool rcloneWantsObscured(std::string_view name);
 
 // Extra mount options a volume may ask for, per driver (the configuration's daemon.mount_options replaces an entry).
 using MountOptionPolicy = std::map<std::string, std::vector<std::string>>;

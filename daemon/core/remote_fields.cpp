@@ -2,7 +2,6 @@
 #include "daemon/core/remote_fields.h"
 
 #include "common/errors.h"
-#include "daemon/core/mount_plan.h"
 #include "daemon/core/validation.h"
 
 #include <algorithm>
@@ -169,6 +168,10 @@ void validateRcloneOptions(std::vector<RcloneOption>& options) {
       invalid("rclone_options", "rclone option \"" + o.name + "\" is a password: give it as a secret reference (" + o.name +
                                     "=file:///path), never as a plain value");
   }
+}
+
+bool rcloneWantsObscured(std::string_view name) {
+  return name == "pass" || name == "password" || name.ends_with("_pass") || name.ends_with("_password");
 }
 
 std::string hostForUrl(const std::string& host) { return isIpv6Literal(host) ? "[" + host + "]" : host; }

@@ -33,6 +33,9 @@ void validateShare(const std::string& share);
 void validateKnownHosts(const std::string& knownHosts);
 // file://, env:// or credential://.
 bool isReference(std::string_view value);
+// rclone's configuration wants these options obscured (pass, password, *_pass, *_password); it reads any other
+// as written.
+bool rcloneWantsObscured(std::string_view name);
 // rclone's option names and values; secret ones are references; passwords are never plain values.
 void validateRcloneOptions(std::vector<RcloneOption>& options);
 

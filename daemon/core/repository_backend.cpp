@@ -36,10 +36,6 @@ std::string optionalCredential(const std::map<std::string, std::string>& credent
   return it == credentials.end() ? std::string() : it->second;
 }
 
-bool has(const std::vector<std::string>& list, std::string_view name) {
-  return std::find(list.begin(), list.end(), name) != list.end();
-}
-
 // A percent-encoded URL user or password: everything but RFC 3986's unreserved characters.
 std::string percentEncode(std::string_view value) {
   static constexpr char kHex[] = "0123456789ABCDEF";
@@ -54,6 +50,18 @@ std::string percentEncode(std::string_view value) {
     }
   }
   return out;
+}
+
+// rest:SCHEME://USER:PASSWORD@HOST/PATH: restic 0.14 takes REST credentials only inside the URL. `password` is the
+// percent-encoded password, or "***" for people.
+std::string restRepository(const RepositoryRemote& r, const std::string& password) {
+  if (r.user.empty()) return "rest:" + r.url;
+  const size_t hostStart = r.url.find("//") + 2;
+  return "rest:" + r.url.substr(0, hostStart) + percentEncode(r.user) + ":" + password + "@" + r.url.substr(hostStart);
+}
+
+bool has(const std::vector<std::string>& list, std::string_view name) {
+  return std::find(list.begin(), list.end(), name) != list.end();
 }
 
 // A name inside a bucket or container: relative, '/'-separated, no "..", no control characters.
@@ -307,11 +315,7 @@ std::string describeRepository(const Repository& repo) {
     // first ':', which an IPv6 address has.
     return "sftp://" + r.user + "@" + hostForUrl(r.host) + (r.port && r.port != 22 ? ":" + std::to_string(r.port) : "") + "/" +
            repo.path;
-  if (repo.type == "rest") {
-    if (r.user.empty()) return "rest:" + r.url;
-    const size_t hostStart = r.url.find("//") + 2;
-    return "rest:" + r.url.substr(0, hostStart) + percentEncode(r.user) + ":***@" + r.url.substr(hostStart);
-  }
+  if (repo.type == "rest") return restRepository(r, "***");
   if (repo.type == "s3") {
     std::string endpoint = r.endpoint.empty() ? "s3.amazonaws.com" : r.endpoint;
     if (!endpoint.starts_with("http://") && !endpoint.starts_with("https://")) endpoint = "https://" + endpoint;
@@ -365,14 +369,9 @@ ResticAccess planResticAccess(const Repository& repo, const std::map<std::string
     access.args.insert(access.args.end(), {"-o", "sftp.command=" + command});
     access.repository = describeRepository(repo);
   } else if (repo.type == "rest") {
-    if (r.user.empty()) {
-      access.repository = "rest:" + r.url;
-    } else {
-      const size_t hostStart = r.url.find("//") + 2;
-      access.repository = "rest:" + r.url.substr(0, hostStart) + percentEncode(r.user) + ":" +
-                          percentEncode(credentialOf(credentials, "server_password", repo.type)) + "@" + r.url.substr(hostStart);
-      access.repositoryIsSecret = true;
-    }
+    access.repositoryIsSecret = !r.user.empty();
+    access.repository =
+        restRepository(r, access.repositoryIsSecret ? percentEncode(credentialOf(credentials, "server_password", repo.type)) : "");
   } else if (repo.type == "s3") {
     access.repository = describeRepository(repo);
     access.env.push_back("AWS_ACCESS_KEY_ID=" + r.accessKeyId);
