@@ -5,6 +5,8 @@
 #include "daemon/mount/rclone_obscure.h"
 #include "daemon/process/process_runner.h"
 
+#include "tests/support/thrown_error.h"
+
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
@@ -42,18 +44,8 @@ std::string fileContent(const MountPlan& plan, const std::string& name) {
   return "<missing " + name + ">";
 }
 
-// The Error a call throws (InvalidArgument expected by the callers), or a failure.
-Error thrown(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "no error thrown";
-  return Error(ErrorCode::Internal, "none");
-}
-
-std::string parameterOf(const Error& e) { return e.details().value("parameter", ""); }
+using zbtest::parameterOf;
+using zbtest::thrown;
 
 core::VolumeRemote sftpRemote() {
   core::VolumeRemote r;

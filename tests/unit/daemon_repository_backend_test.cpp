@@ -5,6 +5,8 @@
 #include "daemon/core/model.h"
 #include "daemon/core/repository_backend.h"
 
+#include "tests/support/thrown_error.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -141,18 +143,8 @@ bool contains(const std::vector<std::string>& list, const std::string& value) {
   return std::find(list.begin(), list.end(), value) != list.end();
 }
 
-// The Error a call throws, or a failure.
-Error thrown(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "no error thrown";
-  return Error(ErrorCode::Internal, "none");
-}
-
-std::string parameterOf(const Error& e) { return e.details().value("parameter", ""); }
+using zbtest::parameterOf;
+using zbtest::thrown;
 
 // validateRepository's error for `repo` with `names` credentials: InvalidArgument expected.
 Error refusal(const Repository& repo, const std::vector<std::string>& names) {
