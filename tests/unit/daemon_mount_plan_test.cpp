@@ -5,7 +5,7 @@
 #include "daemon/mount/rclone_obscure.h"
 #include "daemon/process/process_runner.h"
 
-#include "tests/support/thrown_error.h"
+#include "tests/unit/test_support.h"
 
 #include <gtest/gtest.h>
 
@@ -44,8 +44,8 @@ std::string fileContent(const MountPlan& plan, const std::string& name) {
   return "<missing " + name + ">";
 }
 
-using zbtest::parameterOf;
-using zbtest::thrown;
+using zbtest::unit::parameterOf;
+using zbtest::unit::thrownError;
 
 core::VolumeRemote sftpRemote() {
   core::VolumeRemote r;
@@ -204,7 +204,7 @@ TEST(MountPlan, EveryValueThatWouldReachAnOptionStringIsValidated) {
   const auto policy = core::defaultMountOptionPolicy();
   auto expectParameter = [&](const std::string& type, core::VolumeRemote r, core::VolumeSecretsPresent has, const std::string& parameter,
                              const std::string& inMessage) {
-    Error e = thrown([&] { core::validateRemote(type, r, has, policy); });
+    Error e = thrownError([&] { core::validateRemote(type, r, has, policy); });
     EXPECT_EQ(e.code(), ErrorCode::InvalidArgument) << e.what();
     EXPECT_EQ(parameterOf(e), parameter) << e.what();
     EXPECT_NE(std::string(e.what()).find(inMessage), std::string::npos) << e.what();
@@ -275,12 +275,12 @@ TEST(MountPlan, EveryValueThatWouldReachAnOptionStringIsValidated) {
   rc.rcloneOptions = {{"host", "a\nb", false}};
   expectParameter("rclone", rc, {}, "rclone_options", "control character");
 
-  EXPECT_EQ(parameterOf(thrown([] { core::validateMountPassword("two\nlines"); })), "password");
-  EXPECT_EQ(parameterOf(thrown([] { core::validatePrivateKey("ssh-ed25519 AAAA public"); })), "private_key");
+  EXPECT_EQ(parameterOf(thrownError([] { core::validateMountPassword("two\nlines"); })), "password");
+  EXPECT_EQ(parameterOf(thrownError([] { core::validatePrivateKey("ssh-ed25519 AAAA public"); })), "private_key");
   // A mount directory with a comma would split the option string: refused before anything runs.
   MountContext bad = kContext;
   bad.fileDir = "/run/a,b";
-  EXPECT_EQ(thrown([&] { core::planMount(volume("sftp", sftpRemote()), {}, bad); }).code(), ErrorCode::InvalidArgument);
+  EXPECT_EQ(thrownError([&] { core::planMount(volume("sftp", sftpRemote()), {}, bad); }).code(), ErrorCode::InvalidArgument);
 }
 
 TEST(MountPlan, TheAdministratorsAllowListReplacesTheDefault) {
@@ -290,7 +290,7 @@ TEST(MountPlan, TheAdministratorsAllowListReplacesTheDefault) {
   r.mountOptions = {"reconnect"};
   core::validateRemote("sftp", r, kKey, policy);
   r.mountOptions = {"Compression=yes"};
-  EXPECT_EQ(parameterOf(thrown([&] { core::validateRemote("sftp", r, kKey, policy); })), "mount_options");
+  EXPECT_EQ(parameterOf(thrownError([&] { core::validateRemote("sftp", r, kKey, policy); })), "mount_options");
 }
 
 TEST(MountPlan, DescribeRemoteShowsNoSecret) {

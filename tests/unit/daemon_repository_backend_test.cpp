@@ -5,7 +5,7 @@
 #include "daemon/core/model.h"
 #include "daemon/core/repository_backend.h"
 
-#include "tests/support/thrown_error.h"
+#include "tests/unit/test_support.h"
 
 #include <gtest/gtest.h>
 
@@ -143,18 +143,18 @@ bool contains(const std::vector<std::string>& list, const std::string& value) {
   return std::find(list.begin(), list.end(), value) != list.end();
 }
 
-using zbtest::parameterOf;
-using zbtest::thrown;
+using zbtest::unit::parameterOf;
+using zbtest::unit::thrownError;
 
 // validateRepository's error for `repo` with `names` credentials: InvalidArgument expected.
 Error refusal(const Repository& repo, const std::vector<std::string>& names) {
-  Error e = thrown([&] { core::validateRepository(repo, names); });
+  Error e = thrownError([&] { core::validateRepository(repo, names); });
   EXPECT_EQ(e.code(), ErrorCode::InvalidArgument) << e.what();
   return e;
 }
 
 Error credentialRefusal(const std::string& name, const std::string& value) {
-  Error e = thrown([&] { core::validateRepositoryCredential(name, value); });
+  Error e = thrownError([&] { core::validateRepositoryCredential(name, value); });
   EXPECT_EQ(e.code(), ErrorCode::InvalidArgument) << e.what();
   EXPECT_EQ(parameterOf(e), name) << e.what();
   return e;
@@ -479,9 +479,9 @@ TEST(RepositoryBackendSecrets, AzureSasTokenIsNeverOnArgvOrShown) {
 TEST(RepositoryBackendSecrets, AMissingCredentialIsSecretUnavailableAtPlanTime) {
   for (const auto& type : kAllTypes) {
     if (core::repositoryCredentialsOf(type).empty()) continue;
-    Error e = thrown([&] { plan(repository(type), {}); });
+    Error e = thrownError([&] { plan(repository(type), {}); });
     EXPECT_EQ(e.code(), ErrorCode::SecretUnavailable) << type << ": " << e.what();
-    e = thrown([&] {
+    e = thrownError([&] {
       std::map<std::string, std::string> empty;
       for (const auto& c : core::repositoryCredentialsOf(type)) empty[c] = "";
       plan(repository(type), empty);
@@ -494,13 +494,13 @@ TEST(RepositoryBackendSecrets, ACredentialDirectoryWithASpaceOrQuoteIsRefused) {
   for (const char* dir : {"/run/zero byte/r1", "/run/zerobyte/r'1", "/run/zerobyte/r\"1", "/run/zerobyte/r\t1"}) {
     ResticAccessContext context = kContext;
     context.fileDir = dir;
-    Error e = thrown([&] { core::planResticAccess(repository("sftp"), credentials("sftp"), {}, context); });
+    Error e = thrownError([&] { core::planResticAccess(repository("sftp"), credentials("sftp"), {}, context); });
     EXPECT_EQ(e.code(), ErrorCode::Internal) << dir;
   }
 }
 
 TEST(RepositoryBackendSecrets, AnRcloneSecretWithALineBreakCannotAddLinesToTheConfiguration) {
-  Error e = thrown([&] {
+  Error e = thrownError([&] {
     core::planResticAccess(repository("rclone"), {}, {{"pass", "x\n[other]\ntype = local"}}, kContext);
   });
   EXPECT_EQ(e.code(), ErrorCode::Internal);

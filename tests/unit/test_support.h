@@ -108,6 +108,9 @@ zerobyte::Error thrownError(Body&& body) {
   return zerobyte::Error(zerobyte::ErrorCode::Internal, "nothing thrown");
 }
 
+// The field an Error(InvalidArgument) names (details {"parameter": ...}), "" when none.
+inline std::string parameterOf(const zerobyte::Error& e) { return e.details().value("parameter", ""); }
+
 // The message of the Error(InvalidArgument) that `body` throws (failing the test on another error or none).
 template <class Body>
 std::string rejection(Body&& body) {
