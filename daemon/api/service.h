@@ -281,10 +281,18 @@ class Service {
   // restic for `repository` as `runAsUid`: the context its argv is built from, and in `spec` its environment,
   // identity (prepareRunAs) and the repository string when that holds a secret. The credential files a remote
   // backend needs are written for this one child; `files` removes them when its last copy goes.
+  // Where a helper under restic (ssh) logged why it failed, and who may own that file.
+  struct HelperLog {
+    std::string path;  // empty: none
+    uid_t owner = 0;
+  };
   struct ResticLaunch {
     restic::RepositoryContext ctx;
     std::shared_ptr<void> files;
+    HelperLog helperLog;
   };
+  // Hands the helper log's lines to `sink` as stderr lines "ssh: ...", once restic has ended (before `files` goes).
+  static void replayHelperLog(const HelperLog& log, const std::function<void(std::string_view)>& sink);
   ResticLaunch prepareRestic(const core::Repository& repository, uint32_t runAsUid, process::ProcessSpec& spec) const;
   // The child's environment (with ctx.extraEnv), identity (uid, gid, supplementary groups; none: root with
   // restic's capabilities) and directories.

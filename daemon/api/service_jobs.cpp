@@ -161,9 +161,15 @@ Service::ResticLaunch Service::prepareRestic(const core::Repository& repository,
     ctx.globalArgs = std::move(access.args);
     ctx.extraEnv = std::move(access.env);
     launch.files = guard;
+    if (!access.helperLog.empty()) launch.helperLog = {dir + "/" + access.helperLog, identity ? identity->uid : 0};
   }
   prepareRunAs(spec, ctx, identity);
   return launch;
+}
+
+void Service::replayHelperLog(const HelperLog& log, const std::function<void(std::string_view)>& sink) {
+  if (log.path.empty() || !sink) return;
+  for (const auto& line : mount::readChildLog(log.path, log.owner)) sink("ssh: " + line);
 }
 
 void Service::prepareRunAs(process::ProcessSpec& spec, const restic::RepositoryContext& ctx,
@@ -210,7 +216,8 @@ core::RepositoryLocks::Ticket Service::runTask(std::shared_ptr<Task> task) {
           process::ProcessCallbacks callbacks;
           callbacks.onStdoutLine = task->onStdout;
           callbacks.onStderrLine = task->onStderr;
-          callbacks.onExit = [this, task, ticket, files = launch.files](const process::ProcessResult& result) {
+          callbacks.onExit = [this, task, ticket, files = launch.files, log = launch.helperLog](const process::ProcessResult& result) {
+            replayHelperLog(log, task->onStderr);
             m_locks.release(ticket);
             releaseSlot(*task);
             releaseMount(*task);

@@ -154,14 +154,16 @@ void Service::runPasswordChangeStep(const std::shared_ptr<PasswordChange>& chang
       }
       if (logStdout) passwordChangeLog(change, std::string(line));
     };
-    callbacks.onStderrLine = [this, change](std::string_view line) {
+    auto onStderr = [this, change](std::string_view line) {
       change->stderrTail.append(line);
       change->stderrTail.push_back('\n');
       if (change->stderrTail.size() > kStepStderrTail)
         change->stderrTail.erase(0, change->stderrTail.size() - kStepStderrTail);
       passwordChangeLog(change, std::string(line));
     };
-    callbacks.onExit = [this, done, files = launch.files](const process::ProcessResult& result) {
+    callbacks.onStderrLine = onStderr;
+    callbacks.onExit = [this, done, onStderr, files = launch.files, log = launch.helperLog](const process::ProcessResult& result) {
+      replayHelperLog(log, onStderr);
       // The next step starts on the next iteration, not inside the runner's exit handling.
       m_loop.post([this, done, result] {
         done(&result, std::nullopt);

@@ -365,6 +365,9 @@ ResticAccess planResticAccess(const Repository& repo, const std::map<std::string
     } else {
       command += " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null";
     }
+    // ssh's complaints (host key, login) go to a file of this child; an empty one is made here, so the name is ours.
+    access.helperLog = "ssh.log";
+    command += " -E " + file(access.helperLog, "");
     command += " " + r.user + "@" + r.host + " -s sftp";
     access.args.insert(access.args.end(), {"-o", "sftp.command=" + command});
     access.repository = describeRepository(repo);

@@ -56,6 +56,9 @@ struct ResticAccess {
   std::vector<std::string> args;    // global flags: -o backend options, --cacert, --insecure-tls, --limit-*, --compression
   std::vector<std::string> env;     // NAME=value for this child only (credentials restic reads only from its environment)
   std::vector<CredentialFile> files;
+  // A file in fileDir where a helper under restic logs why it failed (ssh -E: restic 0.14 passes ssh's stderr on
+  // from a goroutine that loses the race with its own exit), read once the child has ended; empty: none.
+  std::string helperLog;
 };
 // `credentials`: name -> value of the repository's credentials; `rcloneSecrets`: the secret rclone options'
 // values, already obscured where rclone wants them. Throws Error(Internal) if something validateRepository

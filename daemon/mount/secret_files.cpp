@@ -60,6 +60,35 @@ void removeSecretDirectory(const std::string& dir) {
   std::filesystem::remove_all(dir, ec);
 }
 
+std::vector<std::string> readChildLog(const std::string& path, uid_t owner, size_t maxBytes) {
+  std::vector<std::string> lines;
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return lines;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != owner) {
+    ::close(fd);
+    return lines;
+  }
+  const off_t start = st.st_size > static_cast<off_t>(maxBytes) ? st.st_size - static_cast<off_t>(maxBytes) : 0;
+  std::string text(maxBytes, '\0');
+  ssize_t n;
+  do n = ::pread(fd, text.data(), text.size(), start);
+  while (n < 0 && errno == EINTR);
+  ::close(fd);
+  text.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  size_t from = 0;
+  if (start > 0) from = text.find('\n') == std::string::npos ? text.size() : text.find('\n') + 1;  // a cut first line
+  while (from < text.size()) {
+    size_t end = text.find('\n', from);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(from, end - from);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty()) lines.push_back(std::move(line));
+    from = end + 1;
+  }
+  return lines;
+}
+
 std::string randomSuffix() {
   unsigned char bytes[6];
   secrets::fillRandom(bytes, sizeof(bytes));

@@ -269,10 +269,12 @@ TEST(RepositoryBackendAccess, SftpRunsSshWithTheKeyAndKnownHostsAsFilesAndNoneOf
       "-o", "sftp.command=/usr/bin/ssh -F none -p 2222 -i " + kDir +
                 "/id -o IdentitiesOnly=yes -o BatchMode=yes -o ConnectTimeout=20 -o ServerAliveInterval=15"
                 " -o ServerAliveCountMax=3 -o StrictHostKeyChecking=yes -o UserKnownHostsFile=" + kDir +
-                "/known_hosts backup@backup.example -s sftp"};
+                "/known_hosts -E " + kDir + "/ssh.log backup@backup.example -s sftp"};
   EXPECT_EQ(a.args, expected);
   EXPECT_TRUE(a.env.empty());
-  EXPECT_EQ(fileNames(a), (std::vector<std::string>{"id", "known_hosts"}));
+  EXPECT_EQ(fileNames(a), (std::vector<std::string>{"id", "known_hosts", "ssh.log"}));
+  EXPECT_EQ(fileContent(a, "ssh.log"), "") << "made empty by zerobyted; ssh appends why it failed";
+  EXPECT_EQ(a.helperLog, "ssh.log");
   EXPECT_EQ(fileContent(a, "id"), kPrivateKey + "\n");  // ssh refuses a key without its final newline
   EXPECT_EQ(fileContent(a, "known_hosts"), kKnownHosts + "\n");
 }
@@ -290,10 +292,10 @@ TEST(RepositoryBackendAccess, SftpWithoutHostKeyCheckTrustsAnyKeyAndWritesNoKnow
   core::validateRepository(repo, {"private_key"});
   const ResticAccess a = plan(repo, credentials("sftp"));
   ASSERT_EQ(a.args.size(), 2u);
-  EXPECT_NE(a.args[1].find(" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null backup@backup.example -s sftp"),
+  EXPECT_NE(a.args[1].find(" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -E " + kDir + "/ssh.log backup@backup.example -s sftp"),
             std::string::npos)
       << a.args[1];
-  EXPECT_EQ(fileNames(a), std::vector<std::string>{"id"});
+  EXPECT_EQ(fileNames(a), (std::vector<std::string>{"id", "ssh.log"}));
 }
 
 TEST(RepositoryBackendAccess, RestWithAUserPutsThePercentEncodedPasswordInASecretRepositoryString) {
