@@ -269,6 +269,12 @@ class Service {
 
   // restic children under the daemon's repository lock
   core::RepositoryLocks::Ticket runTask(std::shared_ptr<Task> task);
+  // A split restore (Task::extract): tar, as the user, reading restic's tar stream from `fd` (taken); and the
+  // outcome of the two once both have ended (restic's failure first, then tar's).
+  struct SplitRestore;
+  using TaskFinish = std::function<void(const process::ProcessResult*, std::optional<Error>)>;
+  void startExtract(const std::shared_ptr<Task>& task, const std::shared_ptr<SplitRestore>& split, int fd, TaskFinish finish);
+  static void finishSplitRestore(const Task& task, SplitRestore& split, const TaskFinish& finish);
   // Privilege separation: restic for a repository runs as root when an admin made it (privileged),
   // else as its owner, with a cache of that user's own.
   uint32_t runAsOf(const core::Repository& repository) const;

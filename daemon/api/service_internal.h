@@ -57,6 +57,24 @@ struct Service::Task {
   // A backup of a network volume: mounted (and found healthy) before restic starts, released after it ends.
   std::optional<core::Volume> mountVolume;
   bool holdsMount = false;
+  // A restore split in two, for someone who may restore an admin's repository but not read it (an operator):
+  // restic runs as root and writes the snapshot as a tar stream (restic dump), and tar extracts it as that user.
+  // The repository, its password and its server's credentials stay with root; the files are written only where
+  // the user could write them, with the user as their owner.
+  struct Extract {
+    users::Identity as;
+    std::string target;
+    std::vector<std::string> members;  // tar member names (paths without the leading "/"); empty: everything
+  };
+  std::optional<Extract> extract;
+};
+
+struct Service::SplitRestore {
+  std::optional<process::ProcessResult> restic, tar;
+  std::optional<Error> tarError;  // tar could not be started
+  std::string tarReason;          // what tar said first (its "Exiting with failure status" comes last)
+  bool streamCut = false;         // tar found the stream empty or cut short: restic's failure is the cause
+  bool finished = false;
 };
 
 // The run of a schedule that has not ended: its job (backup, then retention), or a retry waiting for its time.

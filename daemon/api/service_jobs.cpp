@@ -14,6 +14,7 @@
 #include "daemon/store/store.h"
 
 #include <linux/capability.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -167,6 +168,72 @@ Service::ResticLaunch Service::prepareRestic(const core::Repository& repository,
   return launch;
 }
 
+void Service::startExtract(const std::shared_ptr<Task>& task, const std::shared_ptr<SplitRestore>& split, int fd,
+                           TaskFinish finish) {
+  const Task::Extract& extract = *task->extract;
+  try {
+    const std::string tar = process::findExecutable("tar", m_settings.mount.helperPath);
+    if (tar.empty()) throw Error(ErrorCode::Failed, "tar is not installed (looked in " + m_settings.mount.helperPath + "); install tar");
+    process::ProcessSpec spec;
+    // GNU tar as the user: no owners or modes beyond the user's own and their umask; member names with ".." and
+    // leading "/" are refused by tar itself, and whatever it writes, the kernel lets only this user write.
+    spec.argv = {tar, "--extract", "--file=-", "--no-same-owner", "--no-same-permissions"};
+    struct stat st {};
+    if (::lstat(extract.target.c_str(), &st) == 0) {
+      spec.argv.push_back("--directory=" + extract.target);
+    } else {
+      // tar makes a missing target itself (as the user) in its parent, which startRestore found there.
+      const auto slash = extract.target.find_last_of('/');
+      spec.cwd = slash == 0 ? "/" : extract.target.substr(0, slash);
+      spec.argv.push_back("--one-top-level=" + extract.target.substr(slash + 1));
+    }
+    spec.argv.push_back("--");
+    for (const auto& member : extract.members) spec.argv.push_back(member);
+    spec.env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", "HOME=" + (extract.as.home.empty() ? "/" : extract.as.home)};
+    spec.uid = extract.as.uid;
+    spec.gid = extract.as.gid;
+    spec.groups = extract.as.groups;
+    spec.stdioFd = fd;
+    spec.killGrace = std::chrono::seconds(m_settings.cancelGraceSeconds);
+    process::ProcessCallbacks callbacks;
+    callbacks.onStderrLine = [task, split](std::string_view line) {
+      if (line.empty()) return;
+      if (split->tarReason.empty()) split->tarReason = std::string(line.substr(0, 512));
+      if (line.find("Unexpected EOF") != std::string_view::npos || line.find("does not look like a tar archive") != std::string_view::npos)
+        split->streamCut = true;
+      if (task->onStderr) task->onStderr(line);
+    };
+    callbacks.onExit = [task, split, finish](const process::ProcessResult& result) {
+      split->tar = result;
+      finishSplitRestore(*task, *split, finish);
+    };
+    m_runner.start(std::move(spec), std::move(callbacks));
+  } catch (const Error& e) {
+    split->tarError = e;  // restic, writing to nobody, fails on its own; the outcome waits for it
+  }
+  ::close(fd);
+}
+
+void Service::finishSplitRestore(const Task& task, SplitRestore& split, const TaskFinish& finish) {
+  if (split.finished || !split.restic || (!split.tar && !split.tarError)) return;
+  split.finished = true;
+  const process::ProcessResult& restic = *split.restic;
+  // Cancelled, timed out or killed, or restic's own failure (tar then saw no stream, or one cut short): restic's
+  // outcome. tar failing on its own (a file it may not write) is the cause even when restic then lost its reader.
+  if (restic.cancelled || restic.timedOut || restic.signal ||
+      (!restic.success() && (split.tarError || split.tar->success() || split.streamCut)))
+    return finish(&restic, std::nullopt);
+  if (split.tarError) return finish(nullptr, *split.tarError);
+  if (!split.tar->success()) {
+    const auto& as = task.extract->as;
+    return finish(nullptr, Error(ErrorCode::Failed, "the restore into " + task.extract->target + " failed: tar, writing as " +
+                                                        as.name + " (uid " + std::to_string(as.uid) + "), ended with " +
+                                                        split.tar->describe() +
+                                                        (split.tarReason.empty() ? std::string() : ": " + split.tarReason)));
+  }
+  finish(&restic, std::nullopt);
+}
+
 void Service::replayHelperLog(const HelperLog& log, const std::function<void(std::string_view)>& sink) {
   if (log.path.empty() || !sink) return;
   for (const auto& line : mount::readChildLog(log.path, log.owner)) sink("ssh: " + line);
@@ -203,7 +270,21 @@ core::RepositoryLocks::Ticket Service::runTask(std::shared_ptr<Task> task) {
     m_loop.post([this, task, ticket] {
       if (task->withdrawn) return;
       auto launch = [this, task, ticket] {
+        // Once restic (and tar, for a split restore) has ended, or neither could start.
+        auto finish = [this, task, ticket](const process::ProcessResult* result, std::optional<Error> failure) {
+          m_locks.release(ticket);
+          releaseSlot(*task);
+          releaseMount(*task);
+          task->onDone(result, std::move(failure));
+          checkShutdownDone();
+        };
         std::shared_ptr<process::Process> child;
+        int pair[2] = {-1, -1};
+        auto closePair = [&pair] {
+          for (int& fd : pair)
+            if (fd >= 0) ::close(std::exchange(fd, -1));
+        };
+        auto split = task->extract ? std::make_shared<SplitRestore>() : nullptr;
         try {
           if (m_stopping) throw Error(ErrorCode::Cancelled, "zerobyted is stopping");
           const uint32_t runAs = task->runAsUid.value_or(runAsOf(task->repository));
@@ -213,25 +294,29 @@ core::RepositoryLocks::Ticket Service::runTask(std::shared_ptr<Task> task) {
           spec.secret = task->passwordOverride ? *task->passwordOverride : passwordOf(task->repository).value();
           spec.secretFd = launch.ctx.passwordFd;
           spec.killGrace = std::chrono::seconds(m_settings.cancelGraceSeconds);
+          if (split) {
+            if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
+              throw Error(ErrorCode::Failed, std::string("cannot create a socket pair for the restore: ") + std::strerror(errno));
+            spec.stdioFd = pair[0];
+          }
           process::ProcessCallbacks callbacks;
           callbacks.onStdoutLine = task->onStdout;
           callbacks.onStderrLine = task->onStderr;
-          callbacks.onExit = [this, task, ticket, files = launch.files, log = launch.helperLog](const process::ProcessResult& result) {
+          callbacks.onExit = [this, task, split, finish, files = launch.files, log = launch.helperLog](const process::ProcessResult& result) {
             replayHelperLog(log, task->onStderr);
-            m_locks.release(ticket);
-            releaseSlot(*task);
-            releaseMount(*task);
-            task->onDone(&result, std::nullopt);
-            checkShutdownDone();
+            if (!split) return finish(&result, std::nullopt);
+            split->restic = result;
+            finishSplitRestore(*task, *split, finish);
           };
           child = m_runner.start(std::move(spec), std::move(callbacks));
         } catch (const Error& e) {
-          m_locks.release(ticket);
-          releaseSlot(*task);
-          releaseMount(*task);
-          task->onDone(nullptr, e);
-          checkShutdownDone();
+          closePair();
+          finish(nullptr, e);
           return;
+        }
+        if (split) {
+          ::close(std::exchange(pair[0], -1));
+          startExtract(task, split, pair[1], finish);  // takes pair[1]
         }
         if (task->onStarted) task->onStarted(child);
       };
@@ -323,6 +408,24 @@ uint64_t Service::submitJob(core::Job job, const core::Repository& repository, s
     throw Error(ErrorCode::Internal, "a password change is submitted with submitPasswordChange");
   // Backups run as the volume's user and restores as the caller (set by their methods); the rest as the repository's.
   if (job.operation != core::JobOperation::Backup && job.operation != core::JobOperation::Restore) job.runAsUid = runAsOf(repository);
+  // An admin's repository restored for someone else: split in two (Task::Extract).
+  std::optional<Task::Extract> extract;
+  if (job.operation == core::JobOperation::Restore && repository.privileged && job.runAsUid != 0) {
+    auto as = users::lookup(job.runAsUid);
+    if (!as)
+      throw Error(ErrorCode::Failed, "the restore would write as uid " + std::to_string(job.runAsUid) + ", which has no entry in the user database");
+    extract = Task::Extract{std::move(*as), job.target, {}};
+    for (const auto& include : job.includes) {
+      std::string member = include;
+      while (!member.empty() && member.front() == '/') member.erase(0, 1);
+      while (!member.empty() && member.back() == '/') member.pop_back();
+      if (member.empty()) {  // "/": everything
+        extract->members.clear();
+        break;
+      }
+      extract->members.push_back(std::move(member));
+    }
+  }
   ActiveJob& active = registerJob(std::move(job), repository, std::move(onFinished));
   const uint64_t id = active.job.id;
 
@@ -331,6 +434,10 @@ uint64_t Service::submitJob(core::Job job, const core::Repository& repository, s
   task->mode = core::needsExclusiveLock(active.job.operation) ? core::LockMode::Exclusive : core::LockMode::Shared;
   task->passwordOverride = std::move(passwordOverride);
   task->runAsUid = active.job.runAsUid;
+  if (extract) {
+    task->runAsUid = 0;  // restic; tar runs as the job's user
+    task->extract = std::move(extract);
+  }
   task->countsTowardLimit = true;
   const core::Job& j = active.job;
   switch (j.operation) {
@@ -391,7 +498,10 @@ uint64_t Service::submitJob(core::Job job, const core::Repository& repository, s
     case core::JobOperation::Restore: {
       auto snapshot = j.snapshot, target = j.target;
       auto includes = j.includes;
-      task->args = [=](const restic::RepositoryContext& ctx) { return restic::restoreArgs(ctx, snapshot, target, includes); };
+      if (task->extract)
+        task->args = [snapshot](const restic::RepositoryContext& ctx) { return restic::dumpTarArgs(ctx, snapshot); };
+      else
+        task->args = [=](const restic::RepositoryContext& ctx) { return restic::restoreArgs(ctx, snapshot, target, includes); };
       break;
     }
     case core::JobOperation::Forget: {
@@ -830,18 +940,18 @@ void Service::startRestore(const json& p, const RequestPtr& r) {
   whenAllowed(r, Action::Admin, ownScope(), [this, r, repo, job = std::move(job)](bool admin) mutable {
     const uid_t caller = r->caller().uid;
     if (repo.privileged) {
-      // An admin's repository: restored as root for admins; anyone else's restic runs as themselves, so it must
-      // read the repository and writes only where they could.
+      // An admin's repository: restored as root for admins. For anyone else (an operator), restic still runs as
+      // root, so the repository and its credentials never reach their processes, and tar writes its stream as
+      // them (Task::Extract): only where they could write.
       if (!admin) {
-        // restic as the caller would hold the backend's credentials (a key file of theirs, keys in an environment
-        // they can read): never for an admin's remote repository.
-        if (repo.isRemote())
-          throw Error(ErrorCode::NotAuthorized,
-                      "repository \"" + repo.name + "\" is an admin's remote repository: a restore by you runs restic as you, "
-                      "and its server credentials must not reach your processes; ask an admin to restore it",
-                      {{"action", actionId(Action::Admin)}});
-        if (repo.type == "local") requireAccessAs(caller, repo.path, process::AccessKind::ReadDirectory, "repository", "repository");
         requireAccessAs(caller, job.target, process::AccessKind::WriteDirectory, "restore target", "target");
+        const std::string parent = job.target.substr(0, std::max<size_t>(job.target.find_last_of('/'), 1));
+        struct stat st {};
+        if (lstat(job.target.c_str(), &st) != 0 && (lstat(parent.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)))
+          throw Error(ErrorCode::InvalidArgument,
+                      "restore target " + job.target + " does not exist and neither does its parent " + parent +
+                          "; create the target first, or restore into a directory that exists",
+                      {{"parameter", "target"}});
       }
       job.runAsUid = admin ? 0 : caller;
     } else {

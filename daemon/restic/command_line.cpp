@@ -88,6 +88,12 @@ std::vector<std::string> restoreArgs(const RepositoryContext& ctx, const std::st
   return argv;
 }
 
+std::vector<std::string> dumpTarArgs(const RepositoryContext& ctx, const std::string& snapshot) {
+  auto argv = command(ctx, {"dump"}, Lock::Take, Json::Off);
+  argv.insert(argv.end(), {"--archive", "tar", "--", snapshot, "/"});
+  return argv;
+}
+
 std::vector<std::string> snapshotsArgs(const RepositoryContext& ctx) {
   return command(ctx, {"snapshots"}, Lock::Skip, Json::On);
 }

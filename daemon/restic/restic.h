@@ -55,6 +55,9 @@ struct BackupOptions {
 std::vector<std::string> backupArgs(const RepositoryContext& ctx, const BackupOptions& options);
 std::vector<std::string> restoreArgs(const RepositoryContext& ctx, const std::string& snapshot, const std::string& target,
                                      const std::vector<std::string>& includes);
+// The whole snapshot as a tar stream on stdout (member names: the paths without their leading "/"), for a
+// restore that another process extracts (see Service::Task::extract).
+std::vector<std::string> dumpTarArgs(const RepositoryContext& ctx, const std::string& snapshot);
 std::vector<std::string> snapshotsArgs(const RepositoryContext& ctx);
 std::vector<std::string> lsArgs(const RepositoryContext& ctx, const std::string& snapshot, const std::string& path);
 std::vector<std::string> forgetArgs(const RepositoryContext& ctx, const std::string& snapshot);

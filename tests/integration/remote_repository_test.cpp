@@ -408,9 +408,10 @@ TEST_F(RemoteRepositories, AUsersOwnSftpRepositoryRunsResticAndSshAsThem) {
   EXPECT_TRUE(eventually([&] { return credentialFiles().empty(); }, 30000));
 }
 
-// An operator may restore an admin's snapshots, but restic would then run as the operator: an admin's remote
-// repository's server credentials must never reach their processes, so that restore is refused before anything runs.
-TEST_F(RemoteRepositories, AnOperatorCannotRestoreAnAdminsRemoteRepositoryAsThemselves) {
+// An operator may restore an admin's snapshots. restic then runs as root, so the server's credentials, the
+// repository password and the repository stay out of the operator's processes, and tar extracts restic's stream
+// as the operator: the files are theirs, and only where they may write.
+TEST_F(RemoteRepositories, AnOperatorRestoresAnAdminsRemoteRepositoryWithResticAsRootAndTarAsThemselves) {
   zbtest::roleUsers();
   ResticRestServer server;
   start(3, std::string(zbtest::kGroupModeDaemonSetting));
@@ -423,10 +424,69 @@ TEST_F(RemoteRepositories, AnOperatorCannotRestoreAnAdminsRemoteRepositoryAsThem
   const std::string target = daemon->dir() + "/operator-target";
   fs::create_directories(target);
   ASSERT_EQ(::chown(target.c_str(), op.uid, op.gid), 0);
-  auto refused = daemon->ctl({"restore", "web", "latest", "--target", target}, "", op.name);
+
+  auto started = daemon->ctl({"restore", "web", "latest", "--target", target, "--json"}, "", op.name);
+  ASSERT_EQ(started.exitCode, 0) << describe(started);
+  const uint64_t id = json::parse(started.out).at("job").at("id").get<uint64_t>();
+  // While it runs: restic is root's, and tar (the operator's) holds nothing of the server's credentials.
+  bool sawTar = false;
+  for (int i = 0; i < 1000 && !sawTar; ++i) {
+    for (pid_t child : daemon->childPids()) {
+      // Only once it runs its program: before exec a child is still dropping its privileges.
+      const std::string cmdline = readAll("/proc/" + std::to_string(child) + "/cmdline");
+      const std::string program = cmdline.substr(0, cmdline.find('\0'));
+      const std::string status = readAll("/proc/" + std::to_string(child) + "/status");
+      const size_t at = status.find("\nUid:\t");
+      if (at == std::string::npos) continue;
+      const unsigned long uid = std::stoul(status.substr(at + 6));
+      if (program == "/usr/bin/restic") {
+        EXPECT_EQ(uid, 0u) << "restic reads the admin's repository as root";
+      }
+      if (program.size() > 4 && program.substr(program.size() - 4) == "/tar") {
+        sawTar = true;
+        EXPECT_EQ(uid, op.uid) << "tar writes as the operator";
+        EXPECT_FALSE(contains(readAll("/proc/" + std::to_string(child) + "/environ"), server.password()));
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  json done = daemon->waitForJob(id);
+  ASSERT_EQ(done.value("state", ""), "succeeded") << done.dump() << daemon->log();
+  EXPECT_EQ(done.value("run_as_uid", -1), static_cast<int64_t>(op.uid)) << "restored as the operator";
+  EXPECT_EQ(firstDifference(contentsOf(data), contentsOf(target + data)), "");
+  struct stat st {};
+  ASSERT_EQ(::stat((target + data).c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, op.uid) << "the files are the operator's";
+
+  // Nowhere the operator cannot write, and a path the snapshot lacks is named by tar.
+  const std::string rootOnly = daemon->dir() + "/root-only";
+  fs::create_directories(rootOnly);
+  ::chmod(rootOnly.c_str(), 0700);
+  auto refused = daemon->ctl({"restore", "web", "latest", "--target", rootOnly + "/x"}, "", op.name);
   EXPECT_EQ(refused.exitCode, 5) << describe(refused);
-  EXPECT_TRUE(contains(refused.err, "admin's remote repository")) << describe(refused);
-  EXPECT_TRUE(fs::is_empty(target));
+  const std::string fresh = target + "/fresh";
+  auto missing = daemon->ctl({"restore", "web", "latest", "--target", fresh, "--include", "/no/such/path", "--follow"}, "", op.name);
+  EXPECT_NE(missing.exitCode, 0) << describe(missing);
+  EXPECT_TRUE(contains(missing.err, "no/such/path: Not found in archive")) << describe(missing);
+  auto one = daemon->ctl({"restore", "web", "latest", "--target", fresh, "--include", data + "/", "--follow"}, "", op.name);
+  EXPECT_EQ(one.exitCode, 0) << describe(one);
+  EXPECT_EQ(firstDifference(contentsOf(data), contentsOf(fresh + data)), "") << "a missing target is made by tar, as the operator";
+  ASSERT_EQ(::stat(fresh.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, op.uid);
+
+  // A directory inside the target that is root's: tar, as the operator, cannot write there, and says so.
+  const std::string blocked = target + "/blocked";
+  fs::create_directories(blocked);
+  ASSERT_EQ(::chown(blocked.c_str(), op.uid, op.gid), 0);
+  const std::string first = data.substr(1, data.find('/', 1) - 1);  // "tmp" of /tmp/zbtest-…/data
+  fs::create_directories(blocked + "/" + first);
+  ::chmod((blocked + "/" + first).c_str(), 0755);
+  auto denied = daemon->ctl({"restore", "web", "latest", "--target", blocked, "--follow"}, "", op.name);
+  EXPECT_NE(denied.exitCode, 0) << describe(denied);
+  EXPECT_TRUE(contains(denied.err, "tar, writing as " + op.name)) << describe(denied);
+  EXPECT_TRUE(contains(denied.err, "Permission denied")) << describe(denied);
+  EXPECT_TRUE(fs::is_empty(blocked + "/" + first)) << "nothing written where the operator may not write";
+  EXPECT_TRUE(eventually([&] { return credentialFiles().empty(); }, 30000));
 }
 
 // ---- what the store keeps ----

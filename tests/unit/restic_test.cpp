@@ -101,6 +101,12 @@ TEST(ResticArgs, RestoreEndsWithTheSnapshotAfterDoubleDash) {
   EXPECT_EQ(argv, expected);
 }
 
+TEST(ResticArgs, DumpWritesTheWholeSnapshotAsTarAfterDoubleDash) {
+  const std::vector<std::string> expected{"/usr/bin/restic", "dump", "--cache-dir", "/var/cache/zerobyte/r1", "--repo",
+                                          "/srv/backups/main", "--archive", "tar", "--", "6b823dbf", "/"};
+  EXPECT_EQ(dumpTarArgs(sampleContext(), "6b823dbf"), expected);
+}
+
 TEST(ResticArgs, ReadOnlyCommandsSkipTheLockAndAskForJson) {
   const auto ctx = sampleContext();
   EXPECT_EQ(snapshotsArgs(ctx), (std::vector<std::string>{"/usr/bin/restic", "snapshots", "--cache-dir",
