@@ -382,6 +382,18 @@ TEST_P(DbusAccessModel, EveryRoleGetsExactlyItsActions) {
       EXPECT_EQ(m_daemon->ctl({"repo", "show", "scratchrepo-" + s.role}).exitCode, 0) << who << ": the repository is still there";
     }
 
+    // mount: admins only. The decision comes first; an admin is then told that a directory has nothing to mount.
+    BusResult mount = onBus(s, [&](sdbus::IConnection& c) {
+      VolumeProxy(c, m_rootVolume).Mount(noInteraction());
+      return json(nullptr);
+    });
+    if (managesAll) {
+      EXPECT_EQ(mount.error, "org.zerobyte.Daemon1.Error.InvalidArgument") << who << ": " << describe(mount);
+      EXPECT_TRUE(contains(mount.message, "only network volumes are mounted")) << who << ": " << describe(mount);
+    } else {
+      expectRefusedOrHidden(mount, "mount", who, seesAll);
+    }
+
     // export-secret and admin.
     BusResult reveal = onBus(s, [&](sdbus::IConnection& c) {
       return json(RepositoryProxy(c, m_rootRepository).RevealPassword(noInteraction()));

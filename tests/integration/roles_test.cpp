@@ -179,6 +179,15 @@ TEST_P(AccessModel, EveryRoleGetsExactlyItsActions) {
     else
       expectRefusedOrHidden(del, "manage", who, seesAll);
 
+    // mount: admins only. The decision comes first; an admin is then told that a directory has nothing to mount.
+    CommandResult mount = as(s, {"volume", "mount", "rootvol"});
+    if (managesAll) {
+      EXPECT_EQ(mount.exitCode, 2) << who << ": " << describe(mount);
+      EXPECT_TRUE(contains(mount.err, "only network volumes are mounted")) << who << ": " << describe(mount);
+    } else {
+      expectRefusedOrHidden(mount, "mount", who, seesAll);
+    }
+
     // export-secret and admin.
     CommandResult reveal = as(s, {"repo", "password", "rootrepo", "--reveal"});
     if (managesAll) {
