@@ -8,6 +8,7 @@
 #include "daemon/config/config.h"
 #include "daemon/log/log.h"
 #include "daemon/loop/event_loop.h"
+#include "daemon/mount/mounter.h"
 #include "daemon/process/process_runner.h"
 #include "daemon/restic/restic.h"
 #include "daemon/secrets/vault.h"
@@ -135,6 +136,13 @@ api::RoleGroups roleGroupsOf(const config::DaemonSettings& d) {
   return groups;
 }
 
+// What the configuration loader may ask of this machine.
+config::LoadOptions machineProbes() {
+  config::LoadOptions probes;
+  probes.kernelCanMount = [](const std::string& fileSystem) { return mount::kernelCanMount(fileSystem); };
+  return probes;
+}
+
 config::Config loadConfiguration(const Options& options) {
   struct stat st {};
   if (!options.configGiven && stat(options.configPath.c_str(), &st) < 0 && errno == ENOENT) {
@@ -143,7 +151,7 @@ config::Config loadConfiguration(const Options& options) {
     defaults.sourcePath = options.configPath;
     return defaults;
   }
-  return config::loadFile(options.configPath);
+  return config::loadFile(options.configPath, machineProbes());
 }
 
 void notify(const std::string& state) { sd_notify(0, state.c_str()); }
@@ -299,7 +307,7 @@ int main(int argc, char** argv) {
     loop::SignalSource onHup(loop, SIGHUP, [&] {
       notify("RELOADING=1\nSTATUS=Reloading the configuration");
       try {
-        config::Config fresh = config::loadFile(options->configPath);
+        config::Config fresh = config::loadFile(options->configPath, machineProbes());
         service.setDeclared(fresh);
         service.setSettings(fresh.daemon.jobHistory, fresh.daemon.cancelGraceSeconds, fresh.daemon.maxConcurrentJobs,
                             fresh.daemon.repositoryRetrySeconds);

@@ -71,7 +71,7 @@ constexpr KeySpec kVolumeKeys[] = {
     {"name", "a volume name", true},
     {"type", "a volume type: directory, sftp, smb, webdav, nfs or rclone"},
     {"path", "the absolute path of the directory to back up"},
-    {"driver", "a driver for the type (sftp: sshfs; smb: cifs, rclone; webdav: rclone, davfs; nfs: nfs; rclone: rclone)"},
+    {"driver", "a driver for the type (sftp: sshfs; smb: cifs, rclone, default cifs where the kernel has it; webdav: rclone, davfs; nfs: nfs; rclone: rclone)"},
     {"host", "the server's host name or address"},
     {"port", "a port from 1 to 65535"},
     {"user", "a user name"},
@@ -303,7 +303,7 @@ struct Entry {
 
 class Loader {
  public:
-  explicit Loader(const std::string& fileName) : m_fileName(fileName) {}
+  Loader(const std::string& fileName, const LoadOptions& options) : m_fileName(fileName), m_options(options) {}
 
   Config load(std::string_view yaml) {
     Config config;
@@ -728,6 +728,8 @@ class Loader {
         }
       }
       if (!ok) continue;
+      if (v.type == "smb" && v.remote.driver.empty() && m_options.kernelCanMount && !m_options.kernelCanMount("cifs"))
+        v.remote.driver = "rclone";
       try {
         core::validateRemote(v.type, v.remote, {!v.passwordRef.empty(), !v.privateKeyRef.empty()}, config.daemon.mountOptions);
       } catch (const Error& e) {
@@ -1043,6 +1045,7 @@ class Loader {
   };
   std::vector<DeclaredVolume> m_declaredVolumes;
   std::string m_fileName;
+  LoadOptions m_options;
   std::vector<Diagnostic> m_diagnostics;
 };
 
@@ -1081,7 +1084,7 @@ std::string Diagnostic::str() const {
 ConfigError::ConfigError(std::vector<Diagnostic> diagnostics)
     : Error(ErrorCode::ConfigInvalid, joinDiagnostics(diagnostics)), m_diagnostics(std::move(diagnostics)) {}
 
-Config loadFile(const std::string& path) {
+Config loadFile(const std::string& path, const LoadOptions& options) {
   FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
   if (fd.get() < 0) throwUnreadable(path, errno);
   std::string text;
@@ -1095,9 +1098,11 @@ Config loadFile(const std::string& path) {
     if (n == 0) break;
     text.append(buffer, static_cast<size_t>(n));
   }
-  return loadString(text, path);
+  return loadString(text, path, options);
 }
 
-Config loadString(std::string_view yaml, const std::string& fileName) { return Loader(fileName).load(yaml); }
+Config loadString(std::string_view yaml, const std::string& fileName, const LoadOptions& options) {
+  return Loader(fileName, options).load(yaml);
+}
 
 }  // namespace zerobyte::config

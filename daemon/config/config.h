@@ -5,6 +5,7 @@
 #include "daemon/core/model.h"
 #include "daemon/core/mount_plan.h"
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -80,8 +81,15 @@ class ConfigError : public Error {
   std::vector<Diagnostic> m_diagnostics;
 };
 
+// What the loader may ask of the machine (it reads nothing else itself).
+struct LoadOptions {
+  // Whether the running kernel can mount a file system ("cifs"): a declared smb volume without a driver gets cifs
+  // where it can and rclone where it cannot, as one made through the API does. Unset: cifs.
+  std::function<bool(const std::string& fileSystem)> kernelCanMount;
+};
+
 // Throw ConfigError naming file, line and column and what was expected.
-Config loadFile(const std::string& path);
-Config loadString(std::string_view yaml, const std::string& fileName);
+Config loadFile(const std::string& path, const LoadOptions& options = {});
+Config loadString(std::string_view yaml, const std::string& fileName, const LoadOptions& options = {});
 
 }  // namespace zerobyte::config

@@ -19,9 +19,9 @@ using zbtest::unit::contains;
 const std::string kDataDir = ZB_TEST_DATA_DIR "/config";
 
 // The diagnostics of the ConfigError that loading `yaml` throws; fails the test if it loads.
-std::vector<Diagnostic> diagnosticsOf(std::string_view yaml) {
+std::vector<Diagnostic> diagnosticsOf(std::string_view yaml, const LoadOptions& options = {}) {
   try {
-    loadString(yaml, "zerobyte.yaml");
+    loadString(yaml, "zerobyte.yaml", options);
   } catch (const ConfigError& e) {
     EXPECT_EQ(e.code(), ErrorCode::ConfigInvalid);
     return e.diagnostics();
@@ -313,6 +313,32 @@ TEST(ConfigLoad, MountSettingsReplaceTheDefaultsAndAreChecked) {
             "zerobyte.yaml:2:23: daemon.mount_helper_path: mount helper directory \"relative/dir\" is not valid: it is relative; "
             "give an absolute path that starts with '/'");
   EXPECT_EQ(onlyDiagnostic("daemon:\n  mount_timeout_seconds: 0\n").find("zerobyte.yaml:2:26"), 0u);
+}
+
+// The two answers a kernel gives about cifs (this machine's has none; a loaded module or a built-in one says yes)
+// stand in as the probe; the daemon passes mount::kernelCanMount.
+TEST(ConfigVolumes, ADeclaredSmbVolumeWithoutADriverGetsCifsWhereTheKernelHasItAndRcloneWhereNot) {
+  const std::string yaml = "volumes:\n  - {name: share, type: smb, host: nas, share: data, guest: true}\n"
+                           "  - {name: chosen, type: smb, host: nas, share: data, guest: true, driver: cifs}\n";
+  std::vector<std::string> asked;
+  LoadOptions noCifs;
+  noCifs.kernelCanMount = [&](const std::string& fs) {
+    asked.push_back(fs);
+    return false;
+  };
+  Config without = loadString(yaml, "z.yaml", noCifs);
+  EXPECT_EQ(without.volumes.at(0).remote.driver, "rclone");
+  EXPECT_EQ(without.volumes.at(1).remote.driver, "cifs") << "a driver the file names is kept";
+  EXPECT_EQ(asked, std::vector<std::string>{"cifs"}) << "asked once, for the volume without a driver";
+  LoadOptions withCifs;
+  withCifs.kernelCanMount = [](const std::string&) { return true; };
+  EXPECT_EQ(loadString(yaml, "z.yaml", withCifs).volumes.at(0).remote.driver, "cifs");
+  EXPECT_EQ(loadString(yaml, "z.yaml").volumes.at(0).remote.driver, "cifs") << "without a probe (zerobytectl config check)";
+  // rclone takes no smb_version: a file that gives one for a driverless volume is told so where cifs is missing.
+  const auto diagnostics =
+      diagnosticsOf("volumes:\n  - {name: s, type: smb, host: nas, share: d, guest: true, smb_version: \"3.0\"}\n", noCifs);
+  ASSERT_EQ(diagnostics.size(), 1u);
+  EXPECT_TRUE(contains(diagnostics[0].str(), "smb_version")) << diagnostics[0].str();
 }
 
 TEST(ConfigVolumes, NetworkVolumesAreDeclaredWithReferencesAndCheckedForTheirType) {
