@@ -177,17 +177,8 @@ void Service::startExtract(const std::shared_ptr<Task>& task, const std::shared_
     process::ProcessSpec spec;
     // GNU tar as the user: no owners or modes beyond the user's own and their umask; member names with ".." and
     // leading "/" are refused by tar itself, and whatever it writes, the kernel lets only this user write.
-    spec.argv = {tar, "--extract", "--file=-", "--no-same-owner", "--no-same-permissions"};
-    struct stat st {};
-    if (::lstat(extract.target.c_str(), &st) == 0) {
-      spec.argv.push_back("--directory=" + extract.target);
-    } else {
-      // tar makes a missing target itself (as the user) in its parent, which startRestore found there.
-      const auto slash = extract.target.find_last_of('/');
-      spec.cwd = slash == 0 ? "/" : extract.target.substr(0, slash);
-      spec.argv.push_back("--one-top-level=" + extract.target.substr(slash + 1));
-    }
-    spec.argv.push_back("--");
+    // The target exists: startRestore made it as the user.
+    spec.argv = {tar, "--extract", "--file=-", "--no-same-owner", "--no-same-permissions", "--directory=" + extract.target, "--"};
     for (const auto& member : extract.members) spec.argv.push_back(member);
     spec.env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", "HOME=" + (extract.as.home.empty() ? "/" : extract.as.home)};
     spec.uid = extract.as.uid;
@@ -945,13 +936,14 @@ void Service::startRestore(const json& p, const RequestPtr& r) {
       // them (Task::Extract): only where they could write.
       if (!admin) {
         requireAccessAs(caller, job.target, process::AccessKind::WriteDirectory, "restore target", "target");
-        const std::string parent = job.target.substr(0, std::max<size_t>(job.target.find_last_of('/'), 1));
-        struct stat st {};
-        if (lstat(job.target.c_str(), &st) != 0 && (lstat(parent.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)))
-          throw Error(ErrorCode::InvalidArgument,
-                      "restore target " + job.target + " does not exist and neither does its parent " + parent +
-                          "; create the target first, or restore into a directory that exists",
-                      {{"parameter", "target"}});
+        // tar needs its directory: made here as the caller (with its missing parents, as restic restore would).
+        if (auto identity = users::lookup(caller)) {
+          auto made = process::makeDirectoryAs(*identity, job.target);
+          if (!made.allowed)
+            throw Error(made.error == EACCES || made.error == EPERM ? ErrorCode::NotAuthorized : ErrorCode::Failed,
+                        "restore target " + job.target + " could not be made by " + identity->name + ": " + made.reason,
+                        {{"parameter", "target"}});
+        }
       }
       job.runAsUid = admin ? 0 : caller;
     } else {

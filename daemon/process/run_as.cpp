@@ -351,6 +351,55 @@ AccessResult checkAccessAs(const users::Identity& user, const std::string& path,
   return result;
 }
 
+AccessResult makeDirectoryAs(const users::Identity& user, const std::string& path, std::chrono::milliseconds timeout) {
+  const std::vector<std::string> parts = components(path);
+  // From the top down: "/a", "/a/b", ..., the path itself last.
+  std::vector<std::string> steps;
+  for (size_t i = 1; i <= parts.size(); ++i) steps.push_back(join(parts, i));
+  if (steps.empty()) steps.push_back("/");
+  std::vector<const char*> paths;
+  for (const auto& step : steps) paths.push_back(step.c_str());
+  const char* const* list = paths.data();
+  const int listSize = static_cast<int>(paths.size());
+  auto body = [list, listSize]() noexcept {
+    ChildReport r;
+    for (int i = 0; i < listSize; ++i) {
+      r.index = i;
+      if (mkdir(list[i], 0700) < 0 && errno != EEXIST) {
+        r.error = errno;
+        return r;
+      }
+    }
+    struct stat st {};
+    if (stat(list[listSize - 1], &st) < 0) {
+      r.error = errno;
+      return r;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+      r.error = ENOTDIR;
+      return r;
+    }
+    r.outcome = ChildReport::Allowed;
+    return r;
+  };
+  std::optional<ChildReport> report = runAsUserInChild(user, timeout, "create a directory", body);
+  AccessResult result;
+  if (!report) {
+    result.timedOut = true;
+    result.checkedPath = path;
+    result.reason = "no answer within " + describeTimeout(timeout) + " (a hung network filesystem?); the creation was stopped";
+    return result;
+  }
+  result.checkedPath = steps[std::min(static_cast<size_t>(std::max(report->index, 0)), steps.size() - 1)];
+  result.allowed = report->outcome == ChildReport::Allowed;
+  if (!result.allowed) {
+    result.error = report->error;
+    result.reason = errnoText(report->error);
+    if (result.checkedPath != path) result.reason += " (at " + result.checkedPath + ")";
+  }
+  return result;
+}
+
 std::string ensureUserCacheDirectory(const std::string& cacheBase, const users::Identity& user) {
   if (user.uid == 0) return cacheBase;
   std::string base = cacheBase;

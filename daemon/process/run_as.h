@@ -41,6 +41,12 @@ constexpr std::chrono::milliseconds kAccessCheckTimeout{5000};
 AccessResult checkAccessAs(const users::Identity& user, const std::string& path, AccessKind kind,
                            std::chrono::milliseconds timeout = kAccessCheckTimeout);
 
+// Creates `path` and whichever of its ancestors are missing (as mkdir -p; new ones 0700) as `user`, in a forked
+// child with their identity, so only where they could; bounded like checkAccessAs. Allowed: `path` is a directory
+// now; else `reason` and `checkedPath` say which step failed.
+AccessResult makeDirectoryAs(const users::Identity& user, const std::string& path,
+                             std::chrono::milliseconds timeout = kAccessCheckTimeout);
+
 // The user's own restic cache: `<cacheBase>/users/<uid>`, created mode 0700 and owned by the user, below a
 // `users` directory owned by root (0711: users reach their own directory but list nobody's). `cacheBase` itself
 // must be root's and writable by nobody else; it gains search permission for others (0711) where it lacked it.

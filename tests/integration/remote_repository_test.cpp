@@ -464,15 +464,17 @@ TEST_F(RemoteRepositories, AnOperatorRestoresAnAdminsRemoteRepositoryWithResticA
   ::chmod(rootOnly.c_str(), 0700);
   auto refused = daemon->ctl({"restore", "web", "latest", "--target", rootOnly + "/x"}, "", op.name);
   EXPECT_EQ(refused.exitCode, 5) << describe(refused);
-  const std::string fresh = target + "/fresh";
+  const std::string fresh = target + "/fresh/nested";
   auto missing = daemon->ctl({"restore", "web", "latest", "--target", fresh, "--include", "/no/such/path", "--follow"}, "", op.name);
   EXPECT_NE(missing.exitCode, 0) << describe(missing);
   EXPECT_TRUE(contains(missing.err, "no/such/path: Not found in archive")) << describe(missing);
   auto one = daemon->ctl({"restore", "web", "latest", "--target", fresh, "--include", data + "/", "--follow"}, "", op.name);
   EXPECT_EQ(one.exitCode, 0) << describe(one);
-  EXPECT_EQ(firstDifference(contentsOf(data), contentsOf(fresh + data)), "") << "a missing target is made by tar, as the operator";
-  ASSERT_EQ(::stat(fresh.c_str(), &st), 0);
-  EXPECT_EQ(st.st_uid, op.uid);
+  EXPECT_EQ(firstDifference(contentsOf(data), contentsOf(fresh + data)), "") << "a missing target is made, as the operator";
+  for (const std::string& made : {target + "/fresh", fresh}) {
+    ASSERT_EQ(::stat(made.c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, op.uid) << made;
+  }
 
   // A directory inside the target that is root's: tar, as the operator, cannot write there, and says so.
   const std::string blocked = target + "/blocked";

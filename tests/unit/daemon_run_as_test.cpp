@@ -265,6 +265,34 @@ TEST_F(RunAsTest, AliceCannotWriteToEtcButCanWriteIntoHerOwnDirectory) {
   EXPECT_TRUE(checkAccessAs(alice, "/tmp/zbt-not-there-either", AccessKind::WriteDirectory).allowed) << "/tmp is 1777";
 }
 
+TEST_F(RunAsTest, DirectoriesAreMadeAsAliceOnlyWhereSheCouldMakeThem) {
+  const std::string fresh = alice.home + "/zbt-made/restored/here";
+  ASSERT_NE(access(fresh.c_str(), F_OK), 0);
+  auto made = makeDirectoryAs(alice, fresh);
+  EXPECT_TRUE(made.allowed) << made.reason;
+  struct stat st {};
+  for (const std::string& dir : {alice.home + "/zbt-made", fresh}) {
+    ASSERT_EQ(stat(dir.c_str(), &st), 0) << dir;
+    EXPECT_TRUE(S_ISDIR(st.st_mode));
+    EXPECT_EQ(st.st_uid, alice.uid) << dir << ": made by alice, not by root";
+    EXPECT_EQ(st.st_mode & 0777, 0700u) << dir;
+  }
+  EXPECT_TRUE(makeDirectoryAs(alice, fresh).allowed) << "one that is there already is fine";
+  std::filesystem::remove_all(alice.home + "/zbt-made");
+
+  auto etc = makeDirectoryAs(alice, "/etc/zbt-no-such-dir/restore");
+  EXPECT_FALSE(etc.allowed);
+  EXPECT_EQ(etc.error, EACCES);
+  EXPECT_EQ(etc.checkedPath, "/etc/zbt-no-such-dir");
+  EXPECT_NE(access("/etc/zbt-no-such-dir", F_OK), 0) << "nothing made where alice may not write";
+  auto bobs = makeDirectoryAs(alice, bob.home + "/restore-here");
+  EXPECT_FALSE(bobs.allowed);
+  EXPECT_NE(access((bob.home + "/restore-here").c_str(), F_OK), 0);
+  auto file = makeDirectoryAs(alice, "/etc/passwd");
+  EXPECT_FALSE(file.allowed);
+  EXPECT_EQ(file.error, ENOTDIR);
+}
+
 TEST_F(RunAsTest, NonDirectoriesAndBadPathsAreNotDirectories) {
   auto file = checkAccessAs(alice, "/etc/hostname", AccessKind::ReadDirectory);
   EXPECT_FALSE(file.allowed);
