@@ -310,7 +310,8 @@ TEST(RcloneObscure, RcloneRevealsTheOriginal) {
   for (const std::string& plain : std::vector<std::string>{"a", "davpass1", "with spaces, commas: and \"quotes\"", std::string(100, 'x')}) {
     const std::string obscured = mount::rcloneObscure(plain);
     EXPECT_NE(obscured, mount::rcloneObscure(plain)) << "the IV is random";
-    auto revealed = process::runSync({"/usr/bin/rclone", "reveal", obscured}, {"PATH=/usr/bin:/bin", "HOME=/nonexistent"});
+    // "--": an obscured value may start with "-" (base64url), which rclone would take for a flag.
+    auto revealed = process::runSync({"/usr/bin/rclone", "reveal", "--", obscured}, {"PATH=/usr/bin:/bin", "HOME=/nonexistent"});
     ASSERT_EQ(revealed.exitCode, 0) << revealed.output;
     std::string out = revealed.output;
     if (!out.empty() && out.back() == '\n') out.pop_back();
