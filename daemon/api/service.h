@@ -284,14 +284,14 @@ class Service {
   // "schedule backups" say what the caller should do instead).
   void requireSameIdentity(const core::Volume& volume, const core::Repository& repo, std::string_view verb) const;
   std::string cacheHome(uint32_t uid) const;
-  // restic for `repository` as `runAsUid`: the context its argv is built from, and in `spec` its environment,
-  // identity (prepareRunAs) and the repository string when that holds a secret. The credential files a remote
-  // backend needs are written for this one child; `files` removes them when its last copy goes.
   // Where a helper under restic (ssh) logged why it failed, and who may own that file.
   struct HelperLog {
     std::string path;  // empty: none
     uid_t owner = 0;
   };
+  // restic for `repository` as `runAsUid`: the context its argv is built from, and in `spec` its environment,
+  // identity (prepareRunAs) and the repository string when that holds a secret. The credential files a remote
+  // backend needs are written for this one child; `files` removes them when its last copy goes.
   struct ResticLaunch {
     restic::RepositoryContext ctx;
     std::shared_ptr<void> files;
