@@ -300,6 +300,9 @@ class Service {
   // Hands the helper log's lines to `sink` as stderr lines "ssh: ...", once restic has ended (before `files` goes).
   static void replayHelperLog(const HelperLog& log, const std::function<void(std::string_view)>& sink);
   ResticLaunch prepareRestic(const core::Repository& repository, uint32_t runAsUid, process::ProcessSpec& spec) const;
+  // A program restic or a restore needs (ssh, rclone, tar), on the mount helpers' path; Error(Failed) naming the
+  // package when it is missing.
+  std::string locateHelper(const char* program, const char* package) const;
   // The child's environment (with ctx.extraEnv), identity (uid, gid, supplementary groups; none: root with
   // restic's capabilities) and directories.
   void prepareRunAs(process::ProcessSpec& spec, const restic::RepositoryContext& ctx,

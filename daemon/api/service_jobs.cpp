@@ -101,6 +101,14 @@ std::map<std::string, std::string> Service::credentialsOf(const core::Repository
   return values;
 }
 
+std::string Service::locateHelper(const char* program, const char* package) const {
+  std::string path = process::findExecutable(program, m_settings.mount.helperPath);
+  if (path.empty())
+    throw Error(ErrorCode::Failed, std::string(program) + " is not installed (looked in " + m_settings.mount.helperPath +
+                                       "); install " + package);
+  return path;
+}
+
 Service::ResticLaunch Service::prepareRestic(const core::Repository& repository, uint32_t runAsUid,
                                              process::ProcessSpec& spec) const {
   ResticLaunch launch;
@@ -131,17 +139,10 @@ Service::ResticLaunch Service::prepareRestic(const core::Repository& repository,
 
     core::ResticAccessContext context;
     context.fileDir = dir;
-    auto locate = [this](const char* program, const char* package) {
-      std::string path = process::findExecutable(program, m_settings.mount.helperPath);
-      if (path.empty())
-        throw Error(ErrorCode::Failed, std::string(program) + " is not installed (looked in " + m_settings.mount.helperPath +
-                                           "); install " + package);
-      return path;
-    };
-    if (repository.type == "sftp") context.sshProgram = locate("ssh", "openssh-client");
+    if (repository.type == "sftp") context.sshProgram = locateHelper("ssh", "openssh-client");
     std::vector<std::pair<std::string, std::string>> rcloneSecrets;
     if (repository.type == "rclone") {
-      context.rcloneProgram = locate("rclone", "rclone");
+      context.rcloneProgram = locateHelper("rclone", "rclone");
       for (const auto& option : repository.remote.rcloneOptions) {
         if (!option.secret) continue;
         // resolveReference has removed a file's final line ending already.
@@ -172,8 +173,7 @@ void Service::startExtract(const std::shared_ptr<Task>& task, const std::shared_
                            TaskFinish finish) {
   const Task::Extract& extract = *task->extract;
   try {
-    const std::string tar = process::findExecutable("tar", m_settings.mount.helperPath);
-    if (tar.empty()) throw Error(ErrorCode::Failed, "tar is not installed (looked in " + m_settings.mount.helperPath + "); install tar");
+    const std::string tar = locateHelper("tar", "tar");
     process::ProcessSpec spec;
     // GNU tar as the user: no owners or modes beyond the user's own and their umask; member names with ".." and
     // leading "/" are refused by tar itself, and whatever it writes, the kernel lets only this user write.

@@ -272,6 +272,27 @@ Fd rootDirectoryAt(int parentFd, const std::string& parentPath, const char* name
   return fd;
 }
 
+// What a child's report says about `paths` (the one it names by index), for a request about `path`; no report:
+// the child was stopped after `timeout` (`what`: "check", "creation").
+AccessResult accessResult(const std::optional<ChildReport>& report, const std::vector<std::string>& paths,
+                          const std::string& path, std::chrono::milliseconds timeout, const char* what) {
+  AccessResult result;
+  if (!report) {
+    result.timedOut = true;
+    result.checkedPath = path;
+    result.reason = "no answer within " + describeTimeout(timeout) + " (a hung network filesystem?); the " + what + " was stopped";
+    return result;
+  }
+  result.checkedPath = paths[std::min(static_cast<size_t>(std::max(report->index, 0)), paths.size() - 1)];
+  result.allowed = report->outcome == ChildReport::Allowed;
+  if (!result.allowed) {
+    result.error = report->error;
+    result.reason = errnoText(report->error);
+    if (result.checkedPath != path) result.reason += " (at " + result.checkedPath + ")";
+  }
+  return result;
+}
+
 }  // namespace
 
 void runAs(ProcessSpec& spec, const users::Identity& user) {
@@ -333,22 +354,7 @@ AccessResult checkAccessAs(const users::Identity& user, const std::string& path,
   const char* purpose = kind == AccessKind::ReadDirectory ? "check read access" : "check write access";
   std::optional<ChildReport> report = kind == AccessKind::ReadDirectory ? runAsUserInChild(user, timeout, purpose, readBody)
                                                                          : runAsUserInChild(user, timeout, purpose, writeBody);
-  AccessResult result;
-  if (!report) {
-    result.timedOut = true;
-    result.checkedPath = candidates[0];
-    result.reason = "no answer within " + describeTimeout(timeout) + " (a hung network filesystem?); the check was stopped";
-    return result;
-  }
-  const size_t index = std::min(static_cast<size_t>(std::max(report->index, 0)), candidates.size() - 1);
-  result.checkedPath = candidates[index];
-  result.allowed = report->outcome == ChildReport::Allowed;
-  if (!result.allowed) {
-    result.error = report->error;
-    result.reason = errnoText(report->error);
-    if (result.checkedPath != candidates[0]) result.reason += " (at " + result.checkedPath + ")";
-  }
-  return result;
+  return accessResult(report, candidates, candidates[0], timeout, "check");
 }
 
 AccessResult makeDirectoryAs(const users::Identity& user, const std::string& path, std::chrono::milliseconds timeout) {
@@ -382,22 +388,7 @@ AccessResult makeDirectoryAs(const users::Identity& user, const std::string& pat
     r.outcome = ChildReport::Allowed;
     return r;
   };
-  std::optional<ChildReport> report = runAsUserInChild(user, timeout, "create a directory", body);
-  AccessResult result;
-  if (!report) {
-    result.timedOut = true;
-    result.checkedPath = path;
-    result.reason = "no answer within " + describeTimeout(timeout) + " (a hung network filesystem?); the creation was stopped";
-    return result;
-  }
-  result.checkedPath = steps[std::min(static_cast<size_t>(std::max(report->index, 0)), steps.size() - 1)];
-  result.allowed = report->outcome == ChildReport::Allowed;
-  if (!result.allowed) {
-    result.error = report->error;
-    result.reason = errnoText(report->error);
-    if (result.checkedPath != path) result.reason += " (at " + result.checkedPath + ")";
-  }
-  return result;
+  return accessResult(runAsUserInChild(user, timeout, "create a directory", body), steps, path, timeout, "creation");
 }
 
 std::string ensureUserCacheDirectory(const std::string& cacheBase, const users::Identity& user) {
