@@ -721,6 +721,18 @@ nlohmann::json Daemon::waitForJob(uint64_t id, int timeoutMs) {
   }
 }
 
+std::vector<pid_t> resticChildren(const Daemon& daemon, const std::set<std::string>& subcommands) {
+  std::vector<pid_t> out;
+  for (pid_t pid : daemon.childPids()) {
+    std::ifstream cmdline("/proc/" + std::to_string(pid) + "/cmdline");
+    std::string argv0, argv1;
+    std::getline(cmdline, argv0, '\0');
+    std::getline(cmdline, argv1, '\0');
+    if (argv0.size() >= 6 && argv0.substr(argv0.size() - 6) == "restic" && subcommands.count(argv1)) out.push_back(pid);
+  }
+  return out;
+}
+
 std::vector<pid_t> Daemon::childPids() const {
   std::vector<pid_t> out;
   if (m_pid <= 0) return out;

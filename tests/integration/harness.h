@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -133,6 +134,9 @@ std::string ownedDirectory(const Daemon& daemon, const std::string& name, uid_t 
 void writeOwnedFile(const std::string& path, const std::string& content, uid_t uid, gid_t gid, mode_t mode);
 // readAll (a file's whole content, safe for /proc) is in tests/support/test_servers.h.
 // "exit N", stdout and stderr of a command, for assertion messages.
+// The daemon's restic children running one of `subcommands` ("backup", "check"): snapshot listings, which do not
+// count toward the job limit, are left out.
+std::vector<pid_t> resticChildren(const Daemon& daemon, const std::set<std::string>& subcommands = {"backup", "check"});
 std::string describe(const CommandResult& r);
 bool contains(const std::string& text, const std::string& part);
 // Runs a program (absolute path) with args, returns exit code and output. Bounded (killed after 300 s).

@@ -101,20 +101,6 @@ json waitForScheduleIdle(Daemon& daemon, const std::string& name, int seconds = 
   return s;
 }
 
-// The daemon's restic children running one of `subcommands` ("backup", "check"): snapshot listings, which do not
-// count toward the job limit, are left out.
-std::vector<pid_t> resticChildren(Daemon& daemon, const std::set<std::string>& subcommands = {"backup", "check"}) {
-  std::vector<pid_t> out;
-  for (pid_t pid : daemon.childPids()) {
-    std::ifstream cmdline("/proc/" + std::to_string(pid) + "/cmdline");
-    std::string argv0, argv1;
-    std::getline(cmdline, argv0, '\0');
-    std::getline(cmdline, argv1, '\0');
-    if (argv0.size() >= 6 && argv0.substr(argv0.size() - 6) == "restic" && subcommands.count(argv1)) out.push_back(pid);
-  }
-  return out;
-}
-
 void makeVolumeDirectory(const std::string& dir, const std::string& content = "data") {
   fs::create_directories(dir + "/keep/skip");
   fs::create_directories(dir + "/other");

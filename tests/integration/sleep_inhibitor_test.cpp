@@ -84,13 +84,6 @@ class Logind {
   pid_t m_pid = -1;
 };
 
-std::vector<pid_t> resticChildren(const Daemon& d) {
-  std::vector<pid_t> out;
-  for (pid_t child : d.childPids())
-    if (readAll("/proc/" + std::to_string(child) + "/cmdline").rfind("/usr/bin/restic", 0) == 0) out.push_back(child);
-  return out;
-}
-
 TEST(SleepInhibitor, RealLogindHoldsTheDaemonsSleepLockWhileABackupRunsAndNotAfter) {
   ASSERT_TRUE(fs::exists(kLogind)) << "systemd-logind is part of Debian's systemd package";
   PolkitEnvironmentOptions busOptions;
@@ -117,7 +110,7 @@ TEST(SleepInhibitor, RealLogindHoldsTheDaemonsSleepLockWhileABackupRunsAndNotAft
   // Held where it is, so that the job is surely running while logind is asked.
   std::vector<pid_t> restic;
   for (int i = 0; i < 400 && restic.empty(); ++i) {
-    restic = resticChildren(d);
+    restic = resticChildren(d, {"backup"});
     if (restic.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
   ASSERT_EQ(restic.size(), 1u) << d.log();
