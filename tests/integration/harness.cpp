@@ -721,6 +721,13 @@ nlohmann::json Daemon::waitForJob(uint64_t id, int timeoutMs) {
   }
 }
 
+std::optional<uid_t> realUidOf(pid_t pid) {
+  const std::string status = readAll("/proc/" + std::to_string(pid) + "/status");
+  const size_t at = status.find("\nUid:\t");
+  if (at == std::string::npos) return std::nullopt;
+  return static_cast<uid_t>(std::stoul(status.substr(at + 6)));
+}
+
 std::vector<pid_t> resticChildren(const Daemon& daemon, const std::set<std::string>& subcommands) {
   std::vector<pid_t> out;
   for (pid_t pid : daemon.childPids()) {

@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -134,6 +135,8 @@ std::string ownedDirectory(const Daemon& daemon, const std::string& name, uid_t 
 void writeOwnedFile(const std::string& path, const std::string& content, uid_t uid, gid_t gid, mode_t mode);
 // readAll (a file's whole content, safe for /proc) is in tests/support/test_servers.h.
 // "exit N", stdout and stderr of a command, for assertion messages.
+// The real uid of a running process (/proc/PID/status), or nothing when it is gone.
+std::optional<uid_t> realUidOf(pid_t pid);
 // The daemon's restic children running one of `subcommands` ("backup", "check"): snapshot listings, which do not
 // count toward the job limit, are left out.
 std::vector<pid_t> resticChildren(const Daemon& daemon, const std::set<std::string>& subcommands = {"backup", "check"});

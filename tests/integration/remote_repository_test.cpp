@@ -393,11 +393,10 @@ TEST_F(RemoteRepositories, AUsersOwnSftpRepositoryRunsResticAndSshAsThem) {
     for (pid_t child : daemon->childPids()) {
       // Only once it runs restic: before exec the child is still dropping its privileges.
       if (readAll("/proc/" + std::to_string(child) + "/cmdline").rfind("/usr/bin/restic", 0) != 0) continue;
-      const std::string status = readAll("/proc/" + std::to_string(child) + "/status");
-      const size_t at = status.find("\nUid:\t");
-      if (at == std::string::npos) continue;
+      const auto uid = realUidOf(child);
+      if (!uid) continue;
       sawUid = true;
-      EXPECT_EQ(std::stoul(status.substr(at + 6)), nobody->pw_uid) << status.substr(at, 40);
+      EXPECT_EQ(*uid, nobody->pw_uid);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -435,16 +434,14 @@ TEST_F(RemoteRepositories, AnOperatorRestoresAnAdminsRemoteRepositoryWithResticA
       // Only once it runs its program: before exec a child is still dropping its privileges.
       const std::string cmdline = readAll("/proc/" + std::to_string(child) + "/cmdline");
       const std::string program = cmdline.substr(0, cmdline.find('\0'));
-      const std::string status = readAll("/proc/" + std::to_string(child) + "/status");
-      const size_t at = status.find("\nUid:\t");
-      if (at == std::string::npos) continue;
-      const unsigned long uid = std::stoul(status.substr(at + 6));
+      const auto uid = realUidOf(child);
+      if (!uid) continue;
       if (program == "/usr/bin/restic") {
-        EXPECT_EQ(uid, 0u) << "restic reads the admin's repository as root";
+        EXPECT_EQ(*uid, 0u) << "restic reads the admin's repository as root";
       }
       if (program.size() > 4 && program.substr(program.size() - 4) == "/tar") {
         sawTar = true;
-        EXPECT_EQ(uid, op.uid) << "tar writes as the operator";
+        EXPECT_EQ(*uid, op.uid) << "tar writes as the operator";
         EXPECT_FALSE(contains(readAll("/proc/" + std::to_string(child) + "/environ"), server.password()));
       }
     }
